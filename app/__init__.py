@@ -1,0 +1,59 @@
+"""LLM inference API: create_app() wires settings, engine, observability, errors and blueprints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from app.engine import ModelPool, SlotLimiter
+    from app.settings import Settings
+
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class LlmServices:
+    """What the views need, kept in app.extensions["llm"]."""
+
+    settings: Settings
+    pool: ModelPool
+    limiter: SlotLimiter
+
+
+def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
+    """Build the application. Nothing here loads a model: `pool.start()` does, in the worker.
+
+    Imports are local so that the gunicorn master, which reads settings, imports no engine code.
+    """
+    from flask import Flask
+    from flask_cors import CORS
+
+    from app import api, errors
+    from app.engine import ModelPool, SlotLimiter
+    from app.engine.offload import size_threadpool
+    from app.observability import logging as log_setup
+    from app.observability import metrics, request_id
+    from app.settings import Settings
+
+    settings = settings or Settings.from_env()
+    log_setup.configure(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    pool = pool if pool is not None else ModelPool(settings)
+    limiter = SlotLimiter(settings.max_concurrent_requests, settings.queue_timeout_seconds)
+    app.extensions["llm"] = LlmServices(settings, pool, limiter)
+    # one engine call per possible generation, plus room for loading and tokenising
+    size_threadpool(settings.max_concurrent_requests + 4)
+    request_id.init_app(app)
+    CORS(
+        app,
+        origins=list(settings.cors_allowed_origins),
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    metrics.init_app(app)
+    api.init_app(app)
+    errors.register_error_handlers(app)
+    return app

@@ -1,0 +1,34 @@
+"""The HTTP API: flask-smorest blueprints over the engine layer (never mistralrs directly)."""
+
+from __future__ import annotations
+
+from flask import Flask, send_from_directory
+
+from app.api import chat, generate, health, llms
+from app.api.base import Api
+
+SWAGGER_ASSETS = "/swagger-ui/assets/"
+
+
+def init_app(app: Flask) -> Api:
+    """Register every blueprint and serve Swagger UI from local files (works air-gapped)."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.config.update(
+        API_TITLE="LLM Inference API",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/swagger-ui",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_ASSETS,
+    )
+    api = Api(app, spec_kwargs={"info": {"description": "On-premise LLM inference on mistral.rs."}})
+    for module in (health, llms, generate, chat):
+        api.register_blueprint(module.blp)
+
+    @app.get(SWAGGER_ASSETS + "<path:filename>")
+    def swagger_assets(filename: str):
+        return send_from_directory(str(swagger_ui_path), filename)
+
+    return api

@@ -1,0 +1,39 @@
+"""Thin project subclasses of flask-smorest's Api and Blueprint carrying our error defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask_smorest import Api as SmorestApi
+from flask_smorest import Blueprint as SmorestBlueprint
+
+from app.api.schemas import ErrorSchema
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON, prompt longer than the context, or no chat template",
+    404: "Unknown or not allowed model (the allowed ones are listed)",
+    422: "A field out of range, of the wrong type, or unknown (named in the message)",
+    500: "The engine failed (the message says how); the worker keeps serving",
+    503: "No generation slot within LLM_QUEUE_TIMEOUT_SECONDS, or the model is not loaded yet "
+    "(Retry-After is set)",
+}
+
+
+class Api(SmorestApi):
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_error_handlers(self) -> None:
+        """The app's own handlers (app.errors) render every error; flask-smorest's stay out."""
+
+
+class Blueprint(SmorestBlueprint):
+    def generation_errors(self) -> Callable[[Any], Any]:
+        """Document the error responses every generation endpoint can give."""
+
+        def decorator(view: Any) -> Any:
+            for status, description in ERROR_DESCRIPTIONS.items():
+                view = self.alt_response(status, schema=ErrorSchema, description=description)(view)
+            return view
+
+        return decorator

@@ -1,0 +1,29 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from app.api.base import Blueprint
+from app.api.inference import services
+from app.api.schemas import HealthSchema
+
+blp = Blueprint("health", __name__, url_prefix="/health", description="Probes")
+
+
+@blp.route("/live")
+class Live(MethodView):
+    @blp.response(200, HealthSchema)
+    def get(self):
+        """200 while the process serves requests."""
+        return {"status": "ok"}
+
+
+@blp.route("/ready")
+class Ready(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema=HealthSchema, description="Loading, or a model failed to load")
+    def get(self):
+        """200 when every model of LLM_ALLOWED_MODELS is loaded; 503 with the reason otherwise."""
+        ready, detail = services().pool.readiness()
+        return {"status": "ready" if ready else "not_ready", **detail}, 200 if ready else 503

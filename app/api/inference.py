@@ -1,0 +1,138 @@
+"""What generate and chat views share: defaults and limits, the slot, the engine call, the stream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import Any
+
+from flask import Response, current_app
+
+from app.api import sse
+from app.engine import Completion, GenerationRequest, Sampling, Stream, complete, open_stream
+from app.errors import ApiError, UnprocessableError, envelope
+
+logger = logging.getLogger(__name__)
+
+
+def services() -> Any:
+    return current_app.extensions["llm"]
+
+
+def build_request(body: dict, **content: Any) -> GenerationRequest:
+    """Apply the settings' defaults and limits to a validated body."""
+    llm = services()
+    settings = llm.settings
+    max_tokens = body.get("max_tokens") or settings.default_max_tokens
+    if max_tokens > settings.max_tokens_limit:
+        raise UnprocessableError(
+            f"max_tokens: {max_tokens} is above the limit of {settings.max_tokens_limit} "
+            "(LLM_MAX_TOKENS_LIMIT)",
+            details={"fields": {"max_tokens": [f"Must be at most {settings.max_tokens_limit}."]}},
+        )
+    temperature = body.get("temperature")
+    temperature = settings.default_temperature if temperature is None else temperature
+    if body.get("seed") is not None and temperature > 0:
+        raise UnprocessableError(
+            "seed: per-request seeds are not supported by the engine; send temperature 0 "
+            "(greedy, reproducible) with a seed, or omit the seed",
+            details={"fields": {"seed": ["Only allowed with temperature 0."]}},
+        )
+    top_p = body.get("top_p")
+    sampling = Sampling(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=settings.default_top_p if top_p is None else top_p,
+        top_k=body.get("top_k"),
+        stop=tuple(body.get("stop") or ()),
+        seed=body.get("seed"),
+    )
+    model = body.get("model") or llm.pool.default_model()
+    return GenerationRequest(model=model, sampling=sampling, **content)
+
+
+def run_completion(request: GenerationRequest) -> Completion:
+    """A whole generation inside one slot."""
+    llm = services()
+    waited = llm.limiter.acquire()
+    try:
+        model = llm.pool.acquire(request.model)
+        result = complete(model, request)
+    finally:
+        llm.limiter.release()
+    result.timings.queue_seconds = waited
+    return result
+
+
+def completion_fields(result: Completion) -> dict:
+    usage = result.usage
+    return {
+        "model": result.model,
+        "finish_reason": result.finish_reason,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+        "timings": asdict(result.timings),
+    }
+
+
+def stream_response(request: GenerationRequest, final: Callable[[Stream, str], dict]) -> Response:
+    """Submit, wait for the first token, then answer `text/event-stream`.
+
+    Events: `token` `{"delta": str}` per text delta; then `done` with `final(stream, text)`; or,
+    if generation fails after the first byte, one `error` event with the error envelope.
+    The slot is held until the stream ends; a disconnect closes the response, which cancels the
+    generation in the engine and frees the slot.
+    """
+    llm = services()
+    waited = llm.limiter.acquire()
+    try:
+        model = llm.pool.acquire(request.model)
+        stream = open_stream(model, request)
+    except BaseException:
+        llm.limiter.release()
+        raise
+    stream.timings.queue_seconds = waited
+    released = False
+
+    def cleanup() -> None:
+        nonlocal released
+        stream.close()
+        if not released:
+            released = True
+            llm.limiter.release()
+
+    def events() -> Iterator[str]:
+        parts: list[str] = []
+        try:
+            for chunk in stream:
+                if chunk.text:
+                    parts.append(chunk.text)
+                    yield sse.frame("token", {"delta": chunk.text})
+            yield sse.frame("done", final(stream, "".join(parts)))
+        except ApiError as error:
+            logger.warning("stream failed after it began: %s", error.message)
+            yield sse.frame("error", envelope(error.status, error.code, error.message, error.details))
+        finally:
+            cleanup()
+
+    response = Response(events(), mimetype="text/event-stream", headers=sse.STREAM_HEADERS)
+    response.call_on_close(cleanup)
+    return response
+
+
+def stream_summary(stream: Stream) -> dict:
+    usage = stream.usage
+    return {
+        "model": stream.request.model,
+        "finish_reason": stream.finish_reason,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "completion_tokens": usage.completion_tokens if usage else 0,
+            "total_tokens": usage.total_tokens if usage else 0,
+        },
+        "timings": asdict(stream.timings),
+    }

@@ -1,0 +1,206 @@
+"""Request, response and stream schemas. Sampling fields are defined once, here, and reused."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+ROLES = ("system", "user", "assistant")
+
+
+class StrictSchema(Schema):
+    """Unknown fields are refused (422 naming them), never silently ignored."""
+
+    class Meta:
+        ordered = True
+
+
+class SamplingSchema(StrictSchema):
+    """Fields every generation request shares (native API; the /v1 shell reuses them)."""
+
+    model = fields.String(
+        load_default=None,
+        metadata={
+            "description": "Model id, one of `GET /api/llms`. Default: the first allowed model.",
+            "example": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        },
+    )
+    max_tokens = fields.Integer(
+        strict=True,
+        load_default=None,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": "Most tokens to generate, 1 to LLM_MAX_TOKENS_LIMIT (4096). "
+            "Default: LLM_DEFAULT_MAX_TOKENS (512).",
+            "example": 64,
+        },
+    )
+    temperature = fields.Float(
+        load_default=None,
+        validate=validate.Range(min=0, max=2),
+        metadata={
+            "description": "Sampling temperature, 0 to 2; 0 is greedy (deterministic). "
+            "Default: LLM_DEFAULT_TEMPERATURE (0.7).",
+            "example": 0.7,
+        },
+    )
+    top_p = fields.Float(
+        load_default=None,
+        validate=validate.Range(min=0, max=1, min_inclusive=False),
+        metadata={
+            "description": "Nucleus sampling mass, above 0 up to 1. Default: LLM_DEFAULT_TOP_P (0.9).",
+            "example": 0.9,
+        },
+    )
+    top_k = fields.Integer(
+        strict=True,
+        load_default=None,
+        validate=validate.Range(min=1),
+        metadata={"description": "Sample from the k most likely tokens, k >= 1. Default: off."},
+    )
+    stop = fields.List(
+        fields.String(validate=validate.Length(min=1)),
+        load_default=list,
+        validate=validate.Length(max=8),
+        metadata={
+            "description": "Up to 8 strings; generation ends before the first one produced "
+            "(finish_reason `stop`). Default: none.",
+            "example": ["\n\n"],
+        },
+    )
+    seed = fields.Integer(
+        strict=True,
+        load_default=None,
+        metadata={
+            "description": "Reproducibility seed. The engine has no per-request random seed, so a "
+            "seed is accepted only with temperature 0 (greedy decoding, which is reproducible); "
+            "with temperature > 0 it is refused with 422. Default: none."
+        },
+    )
+
+
+class GenerateRequestSchema(SamplingSchema):
+    prompt = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={
+            "description": "The prompt text.",
+            "example": "Explain machine learning in simple terms.",
+        },
+    )
+    raw = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "false (default): the prompt is sent as one user turn through the "
+            "model's chat template, as in Ollama. true: the prompt goes to the model verbatim "
+            "(no template); only on POST /api/generate, not on the stream endpoint."
+        },
+    )
+
+
+class MessageSchema(StrictSchema):
+    role = fields.String(
+        required=True,
+        validate=validate.OneOf(ROLES),
+        metadata={"description": "One of system, user, assistant.", "example": "user"},
+    )
+    content = fields.String(required=True, metadata={"description": "The message text.", "example": "Hello!"})
+
+
+class ChatRequestSchema(SamplingSchema):
+    messages = fields.List(
+        fields.Nested(MessageSchema),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The conversation so far, oldest first; at least one message."},
+    )
+
+
+class UsageSchema(Schema):
+    prompt_tokens = fields.Integer(metadata={"description": "Tokens in the templated prompt."})
+    completion_tokens = fields.Integer(metadata={"description": "Tokens generated."})
+    total_tokens = fields.Integer(metadata={"description": "prompt_tokens + completion_tokens."})
+
+
+class TimingsSchema(Schema):
+    queue_seconds = fields.Float(metadata={"description": "Wait for a generation slot."})
+    time_to_first_token_seconds = fields.Float(
+        metadata={"description": "From submission to the engine to the first token."}
+    )
+    total_seconds = fields.Float(metadata={"description": "From submission to the last token."})
+    completion_tokens_per_second = fields.Float(metadata={"description": "Decode speed."})
+
+
+class CompletionFieldsSchema(Schema):
+    model = fields.String(metadata={"description": "The model that generated."})
+    finish_reason = fields.String(
+        metadata={"description": "`stop` (end of text or a stop string) or `length` (max_tokens)."}
+    )
+    usage = fields.Nested(UsageSchema)
+    timings = fields.Nested(TimingsSchema)
+
+
+class GenerateResponseSchema(CompletionFieldsSchema):
+    text = fields.String(metadata={"description": "The generated text."})
+
+
+class ChatResponseSchema(CompletionFieldsSchema):
+    message = fields.Nested(MessageSchema, metadata={"description": "The assistant's reply."})
+
+
+class ErrorBodySchema(Schema):
+    status = fields.Integer(metadata={"description": "The HTTP status, repeated."})
+    code = fields.String(
+        metadata={
+            "description": "Stable machine-readable code: bad_request, validation_error, "
+            "context_length_exceeded, chat_template_missing, model_not_found, not_found, "
+            "method_not_allowed, overloaded, model_not_ready, engine_error, internal_error."
+        }
+    )
+    message = fields.String(metadata={"description": "One line for humans, naming the field."})
+    request_id = fields.String(metadata={"description": "Also in the X-Request-ID header."})
+    details = fields.Dict(metadata={"description": "Structured context (fields, limits, ...)."})
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema)
+
+
+class EngineConfigSchema(Schema):
+    device = fields.String()
+    in_situ_quant = fields.String(allow_none=True)
+    max_seqs = fields.Integer()
+    reasons = fields.List(fields.String())
+
+
+class ModelSourceSchema(Schema):
+    origin = fields.String(metadata={"description": "embedded, model_path, hf_cache or hub."})
+    format = fields.String(metadata={"description": "gguf or safetensors."})
+    location = fields.String(metadata={"description": "Local directory or hub repo id."})
+
+
+class ModelSchema(Schema):
+    id = fields.String()
+    state = fields.String(metadata={"description": "loaded, loading, not loaded or failed."})
+    error = fields.String(allow_none=True, metadata={"description": "Why a load failed."})
+    source = fields.Nested(ModelSourceSchema, allow_none=True)
+    context_length = fields.Integer(allow_none=True)
+    engine = fields.Nested(EngineConfigSchema, allow_none=True)
+    load_seconds = fields.Float(allow_none=True)
+    active_streams = fields.Integer(metadata={"description": "Generations running in the engine."})
+
+
+class LlmsResponseSchema(Schema):
+    models = fields.List(fields.Nested(ModelSchema))
+    allow_any_model = fields.Boolean(
+        metadata={"description": "LLM_ALLOWED_MODELS is `*`: other models load on first request."}
+    )
+    device = fields.String(metadata={"description": "cuda or cpu."})
+    device_reason = fields.String()
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+    reason = fields.String()
+    models = fields.List(fields.String())
+    loading = fields.List(fields.String())
+    failed = fields.Dict(keys=fields.String(), values=fields.String())

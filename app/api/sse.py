@@ -1,0 +1,33 @@
+"""The one Server-Sent Events writer used by every stream."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+STREAM_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx: pass each event through at once
+}
+
+
+def frame(event: str, data: Any) -> str:
+    """One SSE frame: `event: NAME` and a single-line JSON `data:` field."""
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event}\ndata: {payload}\n\n"
+
+
+def parse(text: str) -> list[tuple[str, Any]]:
+    """Frames back into (event, data) pairs; used by tests and the benchmark client."""
+    events = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        event, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                event = line[len("event:") :].strip()
+            elif line.startswith("data:"):
+                data.append(line[len("data:") :].lstrip())
+        events.append((event, json.loads("\n".join(data))))
+    return events

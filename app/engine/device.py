@@ -1,0 +1,91 @@
+"""Which device the engine runs on, and the engine settings chosen for it."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from app.engine.catalog import ModelSource
+from app.settings import Settings
+
+
+@lru_cache(maxsize=1)
+def engine_has_cuda() -> bool:
+    """True when the installed mistralrs build links CUDA (candle's `cudarc` is inside it)."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("mistralrs")
+    except ImportError:
+        return False
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    for location in spec.submodule_search_locations:
+        for library in Path(location).glob("*.so"):
+            with (
+                library.open("rb") as handle,
+                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m,
+            ):
+                if m.find(b"cudarc") != -1:
+                    return True
+    return False
+
+
+def gpu_present() -> bool:
+    return os.path.exists("/proc/driver/nvidia/gpus") or os.path.exists("/dev/nvidiactl")
+
+
+def detect_device() -> tuple[str, str]:
+    """(device, why): the engine uses CUDA by itself when its build has it and a GPU is present."""
+    cuda_build, gpu = engine_has_cuda(), gpu_present()
+    if cuda_build and gpu:
+        return "cuda", "CUDA build of mistralrs and an NVIDIA GPU present"
+    if not cuda_build:
+        return "cpu", "the installed mistralrs build has no CUDA support"
+    return "cpu", "no NVIDIA GPU present"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine options for one model, with the reason each was chosen (shown in /api/llms and logs)."""
+
+    device: str
+    in_situ_quant: str | None
+    max_seqs: int
+    reasons: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return {
+            "device": self.device,
+            "in_situ_quant": self.in_situ_quant,
+            "max_seqs": self.max_seqs,
+            "reasons": list(self.reasons),
+        }
+
+
+def choose_config(settings: Settings, source: ModelSource, device: str, why: str) -> EngineConfig:
+    """Fastest measured settings per device unless LLM_IN_SITU_QUANT / LLM_MAX_SEQS override them."""
+    reasons = [f"device {device}: {why}"]
+    isq_setting = settings.in_situ_quant
+    if isq_setting.lower() == "none":
+        isq, isq_reason = None, "in-situ quantization off (LLM_IN_SITU_QUANT=none)"
+    elif isq_setting.lower() != "auto":
+        isq, isq_reason = isq_setting, f"in-situ quantization {isq_setting} (LLM_IN_SITU_QUANT)"
+    elif device == "cpu":
+        isq = "Q8_0"
+        isq_reason = "in-situ quantization Q8_0: the fastest weight type measured on CPU"
+    else:
+        isq, isq_reason = None, "weights run in their own type on CUDA"
+    reasons.append(isq_reason)
+    if settings.max_seqs:
+        max_seqs, seq_reason = settings.max_seqs, f"max_seqs {settings.max_seqs} (LLM_MAX_SEQS)"
+    elif device == "cpu":
+        max_seqs, seq_reason = 1, "max_seqs 1: batched decoding fails inside the engine on CPU"
+    else:
+        max_seqs = min(32, settings.max_concurrent_requests)
+        seq_reason = f"max_seqs {max_seqs}: batching on CUDA, bounded by LLM_MAX_CONCURRENT_REQUESTS"
+    reasons.append(seq_reason)
+    return EngineConfig(device, isq, max_seqs, tuple(reasons))

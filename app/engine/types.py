@@ -1,0 +1,71 @@
+"""Plain dataclasses the engine layer speaks: requests in, chunks and completions out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling controls with defaults already applied by the API layer."""
+
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation: chat `messages`, or a `prompt` (templated as one user turn unless `raw`)."""
+
+    model: str
+    sampling: Sampling
+    messages: tuple[dict[str, str], ...] = ()
+    prompt: str | None = None
+    raw: bool = False
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        if self.prompt is not None:
+            return [{"role": "user", "content": self.prompt}]
+        return [dict(m) for m in self.messages]
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One step of a stream: a text delta, and on the last step the finish reason and usage."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass
+class Timings:
+    """Wall-clock phases of one request, in seconds (queue: waiting for a slot)."""
+
+    queue_seconds: float = 0.0
+    time_to_first_token_seconds: float = 0.0
+    total_seconds: float = 0.0
+    completion_tokens_per_second: float = 0.0
+
+
+@dataclass
+class Completion:
+    model: str
+    text: str
+    finish_reason: str
+    usage: Usage
+    timings: Timings = field(default_factory=Timings)

@@ -1,0 +1,157 @@
+"""The error tree, its one JSON envelope, and the one handler that turns any error into a response.
+
+Every error body has the shape
+``{"error": {"status": int, "code": str, "message": str, "request_id": str, "details": {...}}}``.
+This module imports no Flask at module level so the engine package can raise these errors too.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Base of every error the service reports; subclasses fix the status and the code."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+class BadRequestError(ApiError):
+    status = 400
+    code = "bad_request"
+
+
+class ContextTooLongError(BadRequestError):
+    code = "context_length_exceeded"
+
+
+class ChatTemplateMissingError(BadRequestError):
+    code = "chat_template_missing"
+
+
+class ModelNotFoundError(ApiError):
+    status = 404
+    code = "model_not_found"
+
+
+class UnprocessableError(ApiError):
+    status = 422
+    code = "validation_error"
+
+
+class OverloadedError(ApiError):
+    status = 503
+    code = "overloaded"
+
+
+class ModelNotReadyError(ApiError):
+    status = 503
+    code = "model_not_ready"
+
+
+class EngineError(ApiError):
+    status = 500
+    code = "engine_error"
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+}
+
+
+def envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
+    """The one error body; the request id is added when a request is active."""
+    from flask import g, has_request_context
+
+    body: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if has_request_context():
+        body["request_id"] = g.get("request_id")
+    if details:
+        body["details"] = details
+    return {"error": body}
+
+
+def _validation_message(messages: Any) -> tuple[str, dict]:
+    """Flatten webargs' {location: {field: [msgs]}} into one line naming each field."""
+    fields: dict[str, Any] = {}
+    if isinstance(messages, dict):
+        for location_messages in messages.values():
+            if isinstance(location_messages, dict):
+                fields.update(location_messages)
+    parts = []
+    for name, problems in fields.items():
+        text = "; ".join(_flatten(problems))
+        parts.append(f"{name}: {text}" if name != "_schema" else text)
+    return ("Invalid request: " + " | ".join(parts)) if parts else "Invalid request", fields
+
+
+def _flatten(problems: Any) -> list[str]:
+    if isinstance(problems, str):
+        return [problems]
+    if isinstance(problems, list):
+        return [p for item in problems for p in _flatten(item)]
+    if isinstance(problems, dict):
+        return [f"{k}: {v}" for k, msgs in problems.items() for v in _flatten(msgs)]
+    return [str(problems)]
+
+
+def register_error_handlers(app: Any) -> None:
+    """Route every exception through the one envelope."""
+    from flask import jsonify
+    from werkzeug.exceptions import HTTPException
+
+    def respond(status: int, body: dict, headers: dict[str, str] | None = None):
+        response = jsonify(body)
+        response.status_code = status
+        for key, value in (headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    @app.errorhandler(ApiError)
+    def handle_api_error(error: ApiError):
+        if error.status >= 500:
+            logger.error("%s: %s", error.code, error.message)
+        return respond(
+            error.status,
+            envelope(error.status, error.code, error.message, error.details),
+            error.headers,
+        )
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error: HTTPException):
+        status = error.code or 500
+        code = _HTTP_CODES.get(status, "http_error")
+        data = getattr(error, "data", None) or {}
+        if status == 422 and "messages" in data:
+            message, fields = _validation_message(data["messages"])
+            return respond(status, envelope(status, code, message, {"fields": fields}))
+        message = error.description or error.name
+        if status == 400 and "messages" in data:
+            message = "Malformed JSON body: " + "; ".join(_flatten(data["messages"]))
+        return respond(status, envelope(status, code, message), dict(data.get("headers") or {}))
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception):
+        logger.exception("unhandled error")
+        return respond(500, envelope(500, "internal_error", "Internal server error"))

@@ -1,0 +1,198 @@
+"""Typed service settings, read and validated once from the environment (the only reader of os.environ)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+class SettingsError(ValueError):
+    """A variable has a value the service cannot start with; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is configured with; defaults match the README's tables."""
+
+    allowed_models: tuple[str, ...] = ()
+    allow_any_model: bool = False
+    hostname: str = "0.0.0.0"
+    port: int = 8091
+    cors_allowed_origins: tuple[str, ...] = ("*",)
+    default_temperature: float = 0.7
+    default_top_p: float = 0.9
+    default_max_tokens: int = 512
+    max_tokens_limit: int = 4096
+    max_concurrent_requests: int = 10
+    queue_timeout_seconds: float = 10.0
+    worker_timeout_seconds: int = 300
+    model_path: Path | None = None
+    hf_home: Path | None = None
+    hf_endpoint: str | None = None
+    hf_hub_offline: bool = False
+    in_situ_quant: str = "auto"
+    max_seqs: int = 0
+    service_name: str = "llm-inference-api"
+    otlp_endpoint: str = "http://localhost:4317"
+    log_format: str = "json"
+    log_level: str = "INFO"
+    ssl_enabled: bool = False
+    tls_cert_path: Path | None = None
+    tls_key_path: Path | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default: the process environment); raise SettingsError."""
+        env = _Reader(os.environ if environ is None else environ)
+        models_raw = env.required("LLM_ALLOWED_MODELS")
+        allow_any = models_raw.strip() == "*"
+        models = () if allow_any else tuple(m.strip() for m in models_raw.split(",") if m.strip())
+        if not allow_any and not models:
+            raise SettingsError(
+                f"LLM_ALLOWED_MODELS={models_raw!r} is invalid: allowed is a comma-separated list "
+                "of model ids or '*'"
+            )
+        settings = cls(
+            allowed_models=models,
+            allow_any_model=allow_any,
+            hostname=env.text("LLM_INFERENCE_HOSTNAME", cls.hostname),
+            port=env.integer("LLM_INFERENCE_PORT", cls.port, 1, 65535),
+            cors_allowed_origins=env.csv("CORS_ALLOWED_ORIGINS", cls.cors_allowed_origins),
+            default_temperature=env.number("LLM_DEFAULT_TEMPERATURE", cls.default_temperature, 0, 2),
+            default_top_p=env.number("LLM_DEFAULT_TOP_P", cls.default_top_p, 0, 1),
+            default_max_tokens=env.integer("LLM_DEFAULT_MAX_TOKENS", cls.default_max_tokens, 1),
+            max_tokens_limit=env.integer("LLM_MAX_TOKENS_LIMIT", cls.max_tokens_limit, 1),
+            max_concurrent_requests=env.integer(
+                "LLM_MAX_CONCURRENT_REQUESTS", cls.max_concurrent_requests, 1, 1024
+            ),
+            queue_timeout_seconds=env.number("LLM_QUEUE_TIMEOUT_SECONDS", cls.queue_timeout_seconds, 0, 3600),
+            worker_timeout_seconds=env.integer(
+                "LLM_WORKER_TIMEOUT_SECONDS", cls.worker_timeout_seconds, 10, 86400
+            ),
+            model_path=env.path("LLM_MODEL_PATH"),
+            hf_home=env.path("HF_HOME"),
+            hf_endpoint=env.optional("HF_ENDPOINT"),
+            hf_hub_offline=env.boolean("HF_HUB_OFFLINE", False),
+            in_situ_quant=env.text("LLM_IN_SITU_QUANT", cls.in_situ_quant),
+            max_seqs=env.integer("LLM_MAX_SEQS", cls.max_seqs, 0, 1024),
+            service_name=env.text("SERVICE_NAME", cls.service_name),
+            otlp_endpoint=env.text("OTEL_EXPORTER_OTLP_ENDPOINT", cls.otlp_endpoint),
+            log_format=env.choice("LOG_FORMAT", cls.log_format, ("json", "pretty")),
+            log_level=env.choice(
+                "LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True
+            ),
+            ssl_enabled=env.boolean("SERVER_SSL_ENABLED", False),
+            tls_cert_path=env.path("TLS_SERVER_CERT_PATH"),
+            tls_key_path=env.path("TLS_SERVER_KEY_PATH"),
+        )
+        settings._check_consistency()
+        return settings
+
+    def _check_consistency(self) -> None:
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise SettingsError(
+                f"LLM_DEFAULT_MAX_TOKENS={self.default_max_tokens} is invalid: allowed is at most "
+                f"LLM_MAX_TOKENS_LIMIT ({self.max_tokens_limit})"
+            )
+        if self.ssl_enabled:
+            for name, path in (
+                ("TLS_SERVER_CERT_PATH", self.tls_cert_path),
+                ("TLS_SERVER_KEY_PATH", self.tls_key_path),
+            ):
+                if path is None:
+                    raise SettingsError(
+                        f"{name} is unset: required when SERVER_SSL_ENABLED=true "
+                        "(allowed: a readable PEM file)"
+                    )
+                if not path.is_file():
+                    raise SettingsError(f"{name}={str(path)!r} is invalid: allowed is a readable PEM file")
+
+    @property
+    def bind(self) -> str:
+        host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
+        return f"{host}:{self.port}"
+
+
+class _Reader:
+    """Parses one variable at a time and raises SettingsError naming variable, value and rule."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._env = environ
+
+    def optional(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise SettingsError(
+                f"{name} is unset: required (allowed: a comma-separated list of model ids, or '*')"
+            )
+        return value
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def csv(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        return tuple(p.strip() for p in raw.split(",") if p.strip()) or default
+
+    def path(self, name: str) -> Path | None:
+        raw = self.optional(name)
+        return Path(raw).expanduser() if raw else None
+
+    def _fail(self, name: str, raw: str, allowed: str) -> SettingsError:
+        return SettingsError(f"{name}={raw!r} is invalid: allowed is {allowed}")
+
+    def integer(self, name: str, default: int, low: int, high: int | None = None) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self._fail(name, raw, allowed) from None
+        if value < low or (high is not None and value > high):
+            raise self._fail(name, raw, allowed)
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        allowed = f"a number from {low:g} to {high:g}"
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self._fail(name, raw, allowed) from None
+        if not low <= value <= high:
+            raise self._fail(name, raw, allowed)
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise self._fail(name, raw, "true or false")
+
+    def choice(self, name: str, default: str, options: tuple[str, ...], *, upper: bool = False) -> str:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        value = raw.upper() if upper else raw.lower()
+        if value not in options:
+            raise self._fail(name, raw, "one of " + ", ".join(options))
+        return value

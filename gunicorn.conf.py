@@ -1,0 +1,34 @@
+"""gunicorn settings and hooks: one gevent worker that loads the models after the fork."""
+
+import sys
+
+from app.settings import Settings, SettingsError
+
+try:
+    _settings = Settings.from_env()
+except SettingsError as error:
+    # One line naming the variable, the value and what is allowed; non-zero exit.
+    sys.stderr.write(f"configuration error: {error}\n")
+    sys.exit(2)
+
+bind = _settings.bind
+workers = 1  # the worker holds the models; scale out with more replicas
+worker_class = "gevent"
+worker_connections = max(100, _settings.max_concurrent_requests * 4)
+# Loading a model holds the GIL (no heartbeat meanwhile): the timeout must exceed the longest load.
+timeout = _settings.worker_timeout_seconds
+graceful_timeout = 30
+keepalive = 5
+# gunicorn 27's control socket is one path per user: replicas and tests would share it.
+control_socket_disable = True
+accesslog = "-"
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+if _settings.ssl_enabled:
+    certfile = str(_settings.tls_cert_path)
+    keyfile = str(_settings.tls_key_path)
+
+
+def post_worker_init(worker):
+    """Engine threads do not survive a fork: models load here, in the worker, after patching."""
+    worker.wsgi.extensions["llm"].pool.start()
