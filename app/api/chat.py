@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from app.api import inference
 from app.api.base import Blueprint
-from app.api.schemas import ChatRequestSchema, ChatResponseSchema
+from app.api.schemas import ChatRequestSchema, ChatResponseSchema, StreamEventSchema
 from app.api.stream_doc import STREAM_DESCRIPTION
 
 blp = Blueprint("chat", __name__, url_prefix="/api", description="Chat completion")
@@ -31,7 +31,7 @@ class Chat(MethodView):
 @blp.route("/chat/stream")
 class ChatStream(MethodView):
     @blp.arguments(ChatRequestSchema)
-    @blp.response(200, description=STREAM_DESCRIPTION, content_type="text/event-stream")
+    @blp.response(200, StreamEventSchema, description=STREAM_DESCRIPTION, content_type="text/event-stream")
     @blp.generation_errors()
     def post(self, body: dict):
         """The assistant's reply, streamed as Server-Sent Events."""

@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from app.api import inference
 from app.api.base import Blueprint
-from app.api.schemas import GenerateRequestSchema, GenerateResponseSchema
+from app.api.schemas import GenerateRequestSchema, GenerateResponseSchema, StreamEventSchema
 from app.api.stream_doc import STREAM_DESCRIPTION
 
 blp = Blueprint("generate", __name__, url_prefix="/api", description="Text generation")
@@ -34,7 +34,7 @@ class Generate(MethodView):
 @blp.route("/generate/stream")
 class GenerateStream(MethodView):
     @blp.arguments(GenerateRequestSchema)
-    @blp.response(200, description=STREAM_DESCRIPTION, content_type="text/event-stream")
+    @blp.response(200, StreamEventSchema, description=STREAM_DESCRIPTION, content_type="text/event-stream")
     @blp.generation_errors()
     def post(self, body: dict):
         """Generate text from a prompt, streamed as Server-Sent Events."""

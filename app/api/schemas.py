@@ -204,3 +204,10 @@ class HealthSchema(Schema):
     models = fields.List(fields.String())
     loading = fields.List(fields.String())
     failed = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class StreamEventSchema(Schema):
+    """One Server-Sent Event, as `event: NAME` and `data: JSON` lines (see the operation text)."""
+
+    event = fields.String(metadata={"description": "token, done or error.", "example": "token"})
+    data = fields.Dict(metadata={"description": "JSON payload.", "example": {"delta": "Hello"}})

@@ -1,0 +1,343 @@
+"""Benchmark: streaming decode speed and time to first token over HTTP versus the in-process engine."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("RUST_LOG", "warn")  # the engine logs its load to stdout; keep the table readable
+
+from app.api import sse  # noqa: E402
+from app.engine import GenerationRequest, LoadedModel, ModelPool, Sampling, open_stream  # noqa: E402
+from app.settings import Settings  # noqa: E402
+
+MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+HOST = "127.0.0.1"  # loopback only
+# 37 prompt tokens once templated; at temperature 0 the story runs well past 128 tokens.
+MESSAGES = (
+    {"role": "system", "content": "You are a helpful writing assistant."},
+    {"role": "user", "content": "Write a long story about a sailor who finds a map to a hidden island."},
+)
+WARMUP_RUNS = 2
+SETTLE_SECONDS = 0.3  # lets the engine threads of the side that just ran go idle
+READY_DEADLINE_SECONDS = 120.0
+REQUEST_TIMEOUT_SECONDS = 120.0
+DEFAULT_JSON = ROOT / "bench" / "results" / "http_vs_engine.json"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One streamed generation, timed by its consumer."""
+
+    side: str
+    ttft_ms: float
+    decode_tok_s: float
+    completion_tokens: int
+    prompt_tokens: int
+    text: str
+    server_ttft_ms: float | None = None  # HTTP only: the server's own figures from the `done` event
+    server_decode_tok_s: float | None = None
+
+
+def decode_rate(tokens: int, first: float, last: float) -> float:
+    """Tokens per second after the first one: (tokens - 1) / (t_last - t_first)."""
+    return (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
+
+
+# -- in-process ----------------------------------------------------------------------------------
+def load_engine() -> LoadedModel:
+    """The project's own pool and settings, configured as the server configures them."""
+    pool = ModelPool(Settings.from_env({"LLM_ALLOWED_MODELS": MODEL}))
+    pool.load_all()
+    return pool.acquire(MODEL)
+
+
+def run_engine(model: LoadedModel, max_tokens: int) -> Run:
+    """Submit and iterate; first/last are the chunks with text (what the server sends as `token`)."""
+    sampling = Sampling(max_tokens=max_tokens, temperature=0.0, top_p=1.0)
+    request = GenerationRequest(model=MODEL, sampling=sampling, messages=MESSAGES)
+    parts: list[str] = []
+    first = last = 0.0
+    started = time.perf_counter()
+    stream = open_stream(model, request)
+    for chunk in stream:
+        if chunk.text:
+            last = time.perf_counter()
+            first = first or last
+            parts.append(chunk.text)
+    usage = stream.usage
+    if usage is None:
+        raise RuntimeError("the engine stream ended without usage")
+    return Run(
+        side="in-process",
+        ttft_ms=(first - started) * 1e3,
+        decode_tok_s=decode_rate(usage.completion_tokens, first, last),
+        completion_tokens=usage.completion_tokens,
+        prompt_tokens=usage.prompt_tokens,
+        text="".join(parts),
+    )
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM (gunicorn's graceful stop), then SIGKILL to its whole process group."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+
+
+@contextmanager
+def server(port: int, log_path: Path) -> Iterator[subprocess.Popen]:
+    """The real server (`gunicorn -c gunicorn.conf.py wsgi:app`) on loopback; always stopped."""
+    env = {
+        **os.environ,
+        "LLM_ALLOWED_MODELS": MODEL,
+        "LLM_INFERENCE_HOSTNAME": HOST,
+        "LLM_INFERENCE_PORT": str(port),
+        "LOG_FORMAT": "pretty",
+    }
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield process
+        finally:
+            stop(process)
+
+
+def wait_ready(process: subprocess.Popen, port: int, log_path: Path) -> float:
+    """Poll GET /health/ready until 200; return the seconds it took."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < READY_DEADLINE_SECONDS:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}; see {log_path}")
+        connection = http.client.HTTPConnection(HOST, port, timeout=2)
+        try:
+            connection.request("GET", "/health/ready")
+            if connection.getresponse().status == 200:
+                return time.perf_counter() - started
+        except OSError:
+            pass  # not listening yet
+        finally:
+            connection.close()
+        time.sleep(0.25)
+    raise TimeoutError(f"/health/ready not 200 within {READY_DEADLINE_SECONDS:g}s; see {log_path}")
+
+
+def sse_frames(response: http.client.HTTPResponse) -> Iterator[tuple[str, Any]]:
+    """(event, data) per frame as soon as its blank line arrives, via the project's SSE parser."""
+    lines: list[str] = []
+    while line := response.readline():
+        text = line.decode("utf-8").rstrip("\r\n")
+        if text:
+            lines.append(text)
+        elif lines:
+            yield sse.parse("\n".join(lines))[0]
+            lines = []
+
+
+def run_http(port: int, max_tokens: int) -> Run:
+    """POST /api/chat/stream; TTFT from sending the request to the first `token` frame."""
+    body = json.dumps({"messages": list(MESSAGES), "max_tokens": max_tokens, "temperature": 0.0})
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT_SECONDS)
+    parts: list[str] = []
+    first = last = 0.0
+    done: dict[str, Any] | None = None
+    try:
+        connection.connect()
+        started = time.perf_counter()
+        connection.request("POST", "/api/chat/stream", body=body.encode(), headers=headers)
+        response = connection.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {response.read(2000).decode(errors='replace')}")
+        for event, data in sse_frames(response):
+            if event == "token":
+                last = time.perf_counter()
+                first = first or last
+                parts.append(data["delta"])
+            elif event == "done":
+                done = data
+                break
+            else:
+                raise RuntimeError(f"unexpected {event!r} event: {data}")
+    finally:
+        connection.close()
+    if done is None:
+        raise RuntimeError("the stream ended without a `done` event")
+    usage, timings = done["usage"], done["timings"]
+    return Run(
+        side="HTTP",
+        ttft_ms=(first - started) * 1e3,
+        decode_tok_s=decode_rate(usage["completion_tokens"], first, last),
+        completion_tokens=usage["completion_tokens"],
+        prompt_tokens=usage["prompt_tokens"],
+        text="".join(parts),
+        server_ttft_ms=timings["time_to_first_token_seconds"] * 1e3,
+        server_decode_tok_s=timings["completion_tokens_per_second"],
+    )
+
+
+# -- the run -------------------------------------------------------------------------------------
+def interleave(sides: dict[str, Callable[[], Run]], rounds: int) -> dict[str, list[Run]]:
+    """Warm each side up, then one run of each per round, alternating which goes first."""
+    for name, run in sides.items():
+        for _ in range(WARMUP_RUNS):
+            run()
+            time.sleep(SETTLE_SECONDS)
+        print(f"warmed up: {name}")
+    runs: dict[str, list[Run]] = {name: [] for name in sides}
+    order = list(sides)
+    for index in range(rounds):
+        for name in order if index % 2 == 0 else order[::-1]:
+            result = sides[name]()
+            runs[name].append(result)
+            print(
+                f"round {index + 1}/{rounds} {name:>10}: TTFT {result.ttft_ms:7.1f} ms, "
+                f"{result.decode_tok_s:6.2f} tok/s, {result.completion_tokens} tokens"
+            )
+            time.sleep(SETTLE_SECONDS)
+    return runs
+
+
+def summarise(runs: list[Run]) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "ttft_ms_median": statistics.median(r.ttft_ms for r in runs),
+        "ttft_ms_min": min(r.ttft_ms for r in runs),
+        "ttft_ms_max": max(r.ttft_ms for r in runs),
+        "decode_tok_s_median": statistics.median(r.decode_tok_s for r in runs),
+        "decode_tok_s_min": min(r.decode_tok_s for r in runs),
+        "decode_tok_s_max": max(r.decode_tok_s for r in runs),
+        "completion_tokens": sorted({r.completion_tokens for r in runs}),
+        "prompt_tokens": sorted({r.prompt_tokens for r in runs}),
+    }
+    if runs[0].server_ttft_ms is not None:
+        summary["server_ttft_ms_median"] = statistics.median(r.server_ttft_ms or 0.0 for r in runs)
+        summary["server_decode_tok_s_median"] = statistics.median(r.server_decode_tok_s or 0.0 for r in runs)
+    return summary
+
+
+def compare(engine: dict[str, Any], http: dict[str, Any]) -> dict[str, Any]:
+    ratio = http["decode_tok_s_median"] / engine["decode_tok_s_median"]
+    overhead = http["ttft_ms_median"] - engine["ttft_ms_median"]
+    return {
+        "decode_ratio_http_over_engine": ratio,
+        "decode_ratio_goal": 0.97,
+        "decode_ratio_met": ratio >= 0.97,
+        "ttft_overhead_ms": overhead,
+        "ttft_overhead_goal_ms": 15.0,
+        "ttft_overhead_met": overhead < 15.0,
+    }
+
+
+def print_table(engine: dict[str, Any], http: dict[str, Any], verdict: dict[str, Any]) -> None:
+    print()
+    print(f"{'side':<12}{'TTFT ms (median)':>18}{'decode tok/s (median)':>24}{'completion tokens':>20}")
+    for name, s in (("in-process", engine), ("HTTP", http)):
+        tokens = ",".join(map(str, s["completion_tokens"]))
+        print(f"{name:<12}{s['ttft_ms_median']:>18.1f}{s['decode_tok_s_median']:>24.2f}{tokens:>20}")
+    print(
+        f"server-side figures of the HTTP runs: TTFT {http['server_ttft_ms_median']:.1f} ms, "
+        f"{http['server_decode_tok_s_median']:.2f} tok/s"
+    )
+    met = {True: "met", False: "NOT met"}
+    print(
+        f"decode ratio HTTP / in-process: {verdict['decode_ratio_http_over_engine']:.3f} "
+        f"(goal >= 0.97: {met[verdict['decode_ratio_met']]})"
+    )
+    print(
+        f"TTFT overhead HTTP - in-process: {verdict['ttft_overhead_ms']:+.1f} ms "
+        f"(goal < 15 ms: {met[verdict['ttft_overhead_met']]})"
+    )
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )
+    import importlib.metadata
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "mistralrs": importlib.metadata.version("mistralrs")}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds (one run per side each)")
+    parser.add_argument("--max-tokens", type=int, default=128, help="tokens to generate per run")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the results")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` that stops the server
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    log_path = args.json.with_suffix(".server.log")
+    port = free_port()
+    with server(port, log_path) as process:
+        print(f"server ready in {wait_ready(process, port, log_path):.1f}s on {HOST}:{port} (log: {log_path})")
+        model = load_engine()
+        print(f"in-process engine loaded: {model.config.as_dict()}")
+        sides = {
+            "in-process": lambda: run_engine(model, args.max_tokens),
+            "HTTP": lambda: run_http(port, args.max_tokens),
+        }
+        runs = interleave(sides, args.rounds)
+    engine, http = summarise(runs["in-process"]), summarise(runs["HTTP"])
+    verdict = compare(engine, http)
+    same_text = {r.text for r in runs["in-process"] + runs["HTTP"]}
+    print_table(engine, http, verdict)
+    if len(same_text) != 1:
+        print(f"warning: {len(same_text)} different texts across runs (expected 1 at temperature 0)")
+    results = {
+        "model": MODEL,
+        "messages": list(MESSAGES),
+        "max_tokens": args.max_tokens,
+        "rounds": args.rounds,
+        "warmup_runs": WARMUP_RUNS,
+        "machine": machine(),
+        "engine_config": model.config.as_dict(),
+        "same_text_everywhere": len(same_text) == 1,
+        "in_process": engine,
+        "http": http,
+        **verdict,
+        "runs": [{k: v for k, v in asdict(r).items() if k != "text"} for side in runs.values() for r in side],
+    }
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Schema validation and error mapping through the real app on a fake runner."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.api import sse
+from tests.helpers import FakeRunner
+
+GOOD = {"prompt": "Hi", "max_tokens": 8}
+
+
+def error_of(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()["error"]
+    assert body["status"] == status and body["code"] == code
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
+
+
+def test_malformed_json_is_400(client):
+    response = client.post("/api/generate", data='{"prompt": ', content_type="application/json")
+    body = error_of(response, 400, "bad_request")
+    assert "Malformed JSON" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temperature", 2.5),
+        ("temperature", "hot"),
+        ("top_p", 0),
+        ("top_p", 1.5),
+        ("max_tokens", 0),
+        ("max_tokens", 1.5),
+        ("top_k", 0),
+        ("stop", "not-a-list"),
+        ("seed", "x"),
+    ],
+)
+def test_out_of_range_or_wrong_type_is_422_naming_the_field(client, field, value):
+    body = error_of(client.post("/api/generate", json={**GOOD, field: value}), 422, "validation_error")
+    assert body["message"].startswith(f"Invalid request: {field}:")
+    assert field in body["details"]["fields"]
+
+
+def test_missing_prompt_and_unknown_field_are_named(client):
+    body = error_of(client.post("/api/generate", json={"promt": "typo"}), 422, "validation_error")
+    assert set(body["details"]["fields"]) == {"prompt", "promt"}
+
+
+@pytest.mark.parametrize("messages", [[], [{"role": "robot", "content": "x"}], [{"role": "user"}]])
+def test_bad_messages_are_422(client, messages):
+    body = error_of(client.post("/api/chat", json={"messages": messages}), 422, "validation_error")
+    assert "messages" in body["details"]["fields"]
+
+
+def test_max_tokens_above_the_limit_names_the_limit(make_app):
+    client = make_app(LLM_MAX_TOKENS_LIMIT="100", LLM_DEFAULT_MAX_TOKENS="50").test_client()
+    body = error_of(
+        client.post("/api/generate", json={"prompt": "x", "max_tokens": 101}), 422, "validation_error"
+    )
+    assert "100" in body["message"] and "LLM_MAX_TOKENS_LIMIT" in body["message"]
+
+
+def test_seed_needs_temperature_zero(client):
+    body = error_of(
+        client.post("/api/generate", json={**GOOD, "seed": 7, "temperature": 0.5}), 422, "validation_error"
+    )
+    assert body["message"].startswith("seed:")
+    assert client.post("/api/generate", json={**GOOD, "seed": 7, "temperature": 0}).status_code == 200
+
+
+def test_unknown_model_is_404_listing_the_allowed(client):
+    body = error_of(
+        client.post("/api/chat", json={"model": "x/y", "messages": [{"role": "user", "content": "a"}]}),
+        404,
+        "model_not_found",
+    )
+    assert body["details"]["allowed"] == ["test/fake"]
+    assert "test/fake" in body["message"]
+
+
+def test_unknown_route_and_method_use_the_envelope(client):
+    error_of(client.get("/api/nothing"), 404, "not_found")
+    error_of(client.get("/api/generate"), 405, "method_not_allowed")
+
+
+def test_context_too_long_is_400_with_both_numbers(make_app):
+    runner = FakeRunner(
+        error=ValueError(
+            "Prompt sequence length is greater than 2048, perhaps consider using `truncate_sequence`?"
+        )
+    )
+    client = make_app(runner).test_client()
+    body = error_of(client.post("/api/generate", json={"prompt": "a b c d"}), 400, "context_length_exceeded")
+    assert body["details"] == {"prompt_tokens": 4, "context_length": 2048}
+    assert "4 tokens" in body["message"] and "2048" in body["message"]
+
+
+def test_missing_chat_template_is_400(make_app):
+    runner = FakeRunner(
+        error=ValueError("Received messages for a model which does not have a chat template.")
+    )
+    client = make_app(runner).test_client()
+    body = error_of(
+        client.post("/api/chat/stream", json={"messages": [{"role": "user", "content": "a"}]}),
+        400,
+        "chat_template_missing",
+    )
+    assert "no chat template" in body["message"]
+
+
+def test_unrecognised_engine_failure_is_500_and_the_app_keeps_serving(make_app):
+    runner = FakeRunner(error=ValueError("candle: something broke\nbacktrace"), error_at="submit")
+    app = make_app(runner)
+    client = app.test_client()
+    body = error_of(client.post("/api/generate", json=GOOD), 500, "engine_error")
+    assert body["message"] == "The engine failed: candle: something broke"
+    runner.error = None
+    assert client.post("/api/generate", json=GOOD).status_code == 200
+    assert app.extensions["llm"].limiter.in_use == 0
+
+
+def test_raw_stream_is_refused_with_400(client):
+    body = error_of(client.post("/api/generate/stream", json={**GOOD, "raw": True}), 400, "bad_request")
+    assert body["message"].startswith("raw:")
+
+
+def test_failure_after_the_stream_began_is_one_error_event(make_app):
+    runner = FakeRunner(tokens=("a", "b", "c"), error=ValueError("boom"), error_at="middle")
+    app = make_app(runner)
+    response = app.test_client().post("/api/generate/stream", json=GOOD)
+    assert response.status_code == 200
+    events = sse.parse(response.get_data(as_text=True))
+    assert [name for name, _ in events] == ["token", "error"]
+    assert events[1][1]["error"]["code"] == "engine_error"
+    assert app.extensions["llm"].limiter.in_use == 0
+    assert runner.closed == 1
+
+
+def test_request_id_is_taken_from_the_header_or_made(client):
+    response = client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["X-Request-ID"] == "abc-123"
+    made = client.get("/health/live", headers={"X-Request-ID": "bad id with spaces"})
+    assert made.headers["X-Request-ID"] not in ("", "bad id with spaces")
