@@ -149,6 +149,16 @@ class Server:
             time.sleep(0.1)  # polling interval while the worker boots, not synchronisation
         raise AssertionError(f"{path} never answered {statuses}:\n{self.log()}")
 
+    def wait_until_loaded(self, deadline: float = 120) -> dict:
+        """Poll /api/llms until no model is loading."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            listing = requests.get(self.url + "/api/llms", timeout=5, verify=self.verify).json()
+            if all(m["state"] != "loading" for m in listing["models"]):
+                return listing
+            time.sleep(0.1)  # polling interval while models load, not synchronisation
+        raise AssertionError(f"models still loading:\n{self.log()}")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
 

@@ -1,0 +1,57 @@
+"""Real gunicorn (gevent worker) + real engine on the embedded model, over HTTP on loopback."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import EMBEDDED, Server, copy_without_chat_template, truncated_copy
+
+ALLOWED_ORIGIN = "https://app.example.com"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The embedded model, four slots."""
+    tmp = tmp_path_factory.mktemp("server")
+    srv = Server(tmp, LLM_MAX_CONCURRENT_REQUESTS="4", CORS_ALLOWED_ORIGINS=ALLOWED_ORIGIN).start()
+    try:
+        srv.wait_until("/health/ready")
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def one_slot_server(tmp_path_factory):
+    """One generation slot and a one-second wait for it."""
+    tmp = tmp_path_factory.mktemp("one-slot")
+    srv = Server(tmp, LLM_MAX_CONCURRENT_REQUESTS="1", LLM_QUEUE_TIMEOUT_SECONDS="1").start()
+    try:
+        srv.wait_until("/health/ready")
+        yield srv
+    finally:
+        srv.stop()
+
+
+NO_TEMPLATE = "local/no-template"
+BROKEN = "local/broken"
+
+
+@pytest.fixture(scope="session")
+def models_server(tmp_path_factory):
+    """The embedded model plus, under LLM_MODEL_PATH, one GGUF without a chat template and one that
+    cannot load."""
+    tmp = tmp_path_factory.mktemp("models")
+    copy_without_chat_template(tmp / "models" / NO_TEMPLATE / "model.gguf")
+    truncated_copy(tmp / "models" / BROKEN / "model.gguf")
+    srv = Server(
+        tmp,
+        LLM_ALLOWED_MODELS=f"{EMBEDDED},{NO_TEMPLATE},{BROKEN}",
+        LLM_MODEL_PATH=str(tmp / "models"),
+    ).start()
+    try:
+        srv.wait_until("/health/ready", statuses=(503,))
+        srv.wait_until_loaded()
+        yield srv
+    finally:
+        srv.stop()

@@ -1,0 +1,108 @@
+"""Concurrent streams, the slot limit, and disconnects against the real gunicorn gevent worker."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from tests.helpers import iter_events, read_events
+
+PROMPTS = [
+    "List ten animals.",
+    "Describe the sea in detail.",
+    "Write about mountains at length.",
+    "Explain how computers work.",
+]
+
+
+def chat_body(prompt: str, max_tokens: int) -> dict:
+    return {"messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": max_tokens}
+
+
+def test_four_concurrent_streams_complete_with_their_own_tokens_while_live_answers(server):
+    expected = [
+        requests.post(server.url + "/api/chat", json=chat_body(p, 24), timeout=300).json() for p in PROMPTS
+    ]
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def probe_liveness() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                started = time.perf_counter()
+                response = session.get(server.url + "/health/live", timeout=5)
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200
+
+    def stream(prompt: str) -> list[tuple[str, dict]]:
+        response = requests.post(
+            server.url + "/api/chat/stream", json=chat_body(prompt, 24), timeout=300, stream=True
+        )
+        assert response.status_code == 200
+        return read_events(response)
+
+    prober = threading.Thread(target=probe_liveness)
+    prober.start()
+    try:
+        with ThreadPoolExecutor(len(PROMPTS)) as executor:
+            results = list(executor.map(stream, PROMPTS))
+    finally:
+        stop.set()
+        prober.join()
+
+    for want, events in zip(expected, results, strict=True):
+        tokens = [data["delta"] for name, data in events if name == "token"]
+        name, done = events[-1]
+        assert name == "done"
+        assert done["finish_reason"] == want["finish_reason"] == "length"
+        assert len(tokens) == done["usage"]["completion_tokens"] == 24
+        assert "".join(tokens) == done["message"]["content"] == want["message"]["content"]
+    assert len(latencies) >= 10
+    print(
+        f"\n/health/live during 4 streams: {len(latencies)} probes, "
+        f"median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+    )
+
+
+def test_requests_over_the_limit_get_503_with_retry_after(one_slot_server):
+    url = one_slot_server.url
+    with requests.post(
+        url + "/api/chat/stream", json=chat_body("Tell me a long story.", 400), timeout=300, stream=True
+    ) as held:
+        events = iter_events(held)
+        assert next(events)[0] == "token"  # the slot is taken
+        refused = requests.post(url + "/api/generate", json={"prompt": "x", "max_tokens": 2}, timeout=30)
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        error = refused.json()["error"]
+        assert error["code"] == "overloaded" and "LLM_MAX_CONCURRENT_REQUESTS" in error["message"]
+    assert requests.get(url + "/health/live", timeout=5).status_code == 200
+
+
+def test_disconnect_frees_the_slot_and_stops_the_generation(one_slot_server):
+    url = one_slot_server.url
+    body = chat_body("Write a long, detailed essay about the history of computers.", 600)
+    reference = requests.post(url + "/api/chat", json=body, timeout=600).json()
+    # what the engine would still owe if it kept generating the abandoned sequence
+    remaining = reference["timings"]["total_seconds"] - reference["timings"]["time_to_first_token_seconds"]
+    assert reference["usage"]["completion_tokens"] >= 150
+
+    with requests.post(url + "/api/chat/stream", json=body, timeout=300, stream=True) as abandoned:
+        events = iter_events(abandoned)
+        assert [next(events)[0] for _ in range(3)] == ["token"] * 3
+    # the connection is closed: with one slot, the next request is served only if it was freed
+    follow = requests.post(
+        url + "/api/generate", json={"prompt": "Hi", "max_tokens": 4, "temperature": 0}, timeout=600
+    )
+    assert follow.status_code == 200, follow.text
+    # with max_seqs=1 the engine runs one sequence at a time: had the abandoned one gone on, the
+    # follow-up would have waited for most of `remaining` before its first token
+    assert follow.json()["timings"]["time_to_first_token_seconds"] < remaining / 2
+    listing = requests.get(url + "/api/llms", timeout=5).json()
+    assert listing["models"][0]["active_streams"] == 0
+    first_token_ms = follow.json()["timings"]["time_to_first_token_seconds"] * 1000
+    print(f"\nfirst token after a disconnect: {first_token_ms:.0f} ms ({remaining:.1f} s were left)")
