@@ -23,9 +23,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def one_slot_server(tmp_path_factory):
-    """One generation slot and a one-second wait for it."""
+    """One generation slot and a three-second wait for it (a disconnect is seen at the next token)."""
     tmp = tmp_path_factory.mktemp("one-slot")
-    srv = Server(tmp, LLM_MAX_CONCURRENT_REQUESTS="1", LLM_QUEUE_TIMEOUT_SECONDS="1").start()
+    srv = Server(tmp, LLM_MAX_CONCURRENT_REQUESTS="1", LLM_QUEUE_TIMEOUT_SECONDS="3").start()
     try:
         srv.wait_until("/health/ready")
         yield srv
