@@ -108,10 +108,14 @@ def stream_response(request: GenerationRequest, final: Callable[[Stream, str], d
     def events() -> Iterator[str]:
         parts: list[str] = []
         try:
-            for chunk in stream:
-                if chunk.text:
-                    parts.append(chunk.text)
-                    yield sse.frame("token", {"delta": chunk.text})
+            for batch in stream.batches():
+                frames = []
+                for chunk in batch:
+                    if chunk.text:
+                        parts.append(chunk.text)
+                        frames.append(sse.token_frame(chunk.text))
+                if frames:  # tokens that arrived together go out in one write
+                    yield "".join(frames)
             yield sse.frame("done", final(stream, "".join(parts)))
         except ApiError as error:
             logger.warning("stream failed after it began: %s", error.message)

@@ -11,10 +11,17 @@ STREAM_HEADERS = {
 }
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def frame(event: str, data: Any) -> str:
     """One SSE frame: `event: NAME` and a single-line JSON `data:` field."""
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {event}\ndata: {payload}\n\n"
+    return f"event: {event}\ndata: {_ENCODER.encode(data)}\n\n"
+
+
+def token_frame(text: str) -> str:
+    """`frame("token", {"delta": text})`, built without a dict: it runs once per token."""
+    return 'event: token\ndata: {"delta":' + _ENCODER.encode(text) + "}\n\n"
 
 
 def parse(text: str) -> list[tuple[str, Any]]:

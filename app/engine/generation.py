@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from app.engine.offload import run_blocking
+from app.engine.offload import gevent_active, run_blocking
 from app.engine.pool import LoadedModel
+from app.engine.pump import DirectSource, PumpedSource
 from app.engine.types import Chunk, Completion, GenerationRequest, Timings, Usage
 from app.errors import (
     ApiError,
@@ -123,7 +124,8 @@ def translate_error(error: Exception, model: LoadedModel, request: GenerationReq
 
 # -- streams --------------------------------------------------------------------------------------
 class Stream:
-    """A live generation in the engine. Iterate for chunks; `close()` (or the end) cancels it.
+    """A live generation in the engine. Iterate `batches()` (or the stream) for chunks; `close()`
+    (or the end) cancels it.
 
     The first chunk is fetched by `open_stream`, so engine errors raise before any byte is sent.
     Dropping the engine iterator is what stops the sequence inside the engine.
@@ -132,30 +134,37 @@ class Stream:
     def __init__(self, model: LoadedModel, iterator: Iterator[Any], request: GenerationRequest):
         self.model = model
         self.request = request
-        self._iterator: Iterator[Any] | None = iterator
-        self._first: Chunk | None = None
+        source_type = PumpedSource if gevent_active() else DirectSource
+        self._source: DirectSource | PumpedSource | None = source_type(iterator, to_chunk)
+        self._pending: list[Chunk] = []
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.timings = Timings()
         self._started = time.perf_counter()
         self._first_at: float | None = None
-        self.completion_tokens = 0
         model.active_streams += 1
 
-    def _next(self) -> Chunk | None:
-        if self._iterator is None:
+    @property
+    def decode_seconds(self) -> float | None:
+        """From the first token to the last (None until both exist)."""
+        if self._first_at is None or not self.timings.total_seconds:
             return None
+        return self.timings.total_seconds - self.timings.time_to_first_token_seconds
+
+    def _take(self) -> list[Chunk]:
+        if self._source is None:
+            return []
         try:
-            response = run_blocking(next, self._iterator, None)
+            chunks = self._source.take()
         except Exception as error:
             self.close()
             raise translate_error(error, self.model, self.request) from error
-        if response is None:
+        if not chunks:
             self.close()
-            return None
-        chunk = to_chunk(response)
-        self._record(chunk)
-        return chunk
+            return []
+        for chunk in chunks:
+            self._record(chunk)
+        return chunks
 
     def _record(self, chunk: Chunk) -> None:
         now = time.perf_counter()
@@ -173,29 +182,30 @@ class Stream:
                 self.timings.completion_tokens_per_second = (tokens - 1) / decode
 
     def prime(self) -> None:
-        self._first = self._next()
+        self._pending = self._take()
 
-    def __iter__(self) -> Iterator[Chunk]:
+    def batches(self) -> Iterator[list[Chunk]]:
+        """Chunks in the groups they arrived in (one write each); ends after the finishing chunk."""
         try:
-            if self._first is not None:
-                chunk, self._first = self._first, None
-                yield chunk
-                if chunk.finish_reason is not None:
-                    return
             while True:
-                chunk = self._next()
-                if chunk is None:
+                batch, self._pending = (self._pending or self._take()), []
+                if not batch:
                     return
-                yield chunk
-                if chunk.finish_reason is not None:
+                yield batch
+                if batch[-1].finish_reason is not None:
                     return
         finally:
             self.close()
 
+    def __iter__(self) -> Iterator[Chunk]:
+        for batch in self.batches():
+            yield from batch
+
     def close(self) -> None:
-        """Drop the engine iterator: the engine stops this sequence. Safe to call twice."""
-        if self._iterator is not None:
-            self._iterator = None
+        """Stop the generation in the engine. Safe to call twice."""
+        if self._source is not None:
+            self._source.cancel()
+            self._source = None
             self.model.active_streams -= 1
 
 

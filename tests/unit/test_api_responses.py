@@ -79,6 +79,11 @@ def test_readiness_and_listing(client):
     assert model["engine"]["max_seqs"] == 1
 
 
+def test_token_frame_is_the_general_frame():
+    for text in ("plain", 'quote " and \\ backslash', "line\nbreak", "é ✓"):
+        assert sse.token_frame(text) == sse.frame("token", {"delta": text})
+
+
 def test_sse_frames_round_trip():
     text = sse.frame("token", {"delta": "line\nbreak é"}) + sse.frame("done", {"n": 1})
     assert sse.parse(text) == [("token", {"delta": "line\nbreak é"}), ("done", {"n": 1})]

@@ -1,0 +1,102 @@
+"""Reads an engine stream on one pool thread and hands chunks to the gevent hub as they arrive.
+
+One thread per stream (not one hand-off per token): on a 2-core machine every per-token thread
+wake-up is time taken from the engine's matmuls. Chunks that pile up while the hub is busy are
+taken together, so they go out in one write.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterator
+from typing import Any
+
+_END = object()
+
+
+class DirectSource:
+    """Without gevent (in-process use): call the engine iterator on the caller's thread."""
+
+    def __init__(self, iterator: Iterator[Any], convert: Callable[[Any], Any]) -> None:
+        self._iterator: Iterator[Any] | None = iterator
+        self._convert = convert
+
+    def take(self) -> list[Any] | None:
+        """The next chunks, or None at the end; engine errors raise here."""
+        if self._iterator is None:
+            return None
+        response = next(self._iterator, None)
+        if response is None:
+            self._iterator = None
+            return None
+        return [self._convert(response)]
+
+    def cancel(self) -> None:
+        self._iterator = None  # the last reference: the engine stops the sequence
+
+
+class PumpedSource:
+    """Under gevent: a pool thread iterates the engine stream; the hub waits on an async watcher."""
+
+    def __init__(self, iterator: Iterator[Any], convert: Callable[[Any], Any]) -> None:
+        import gevent
+        from gevent.event import Event
+
+        hub = gevent.get_hub()
+        self._queue: collections.deque = collections.deque()
+        self._ready = Event()
+        self._cancelled = False
+        self._ended = False
+        # Started for the stream's whole life, so no wake-up sent from the thread is ever lost.
+        self._watcher = hub.loop.async_()
+        self._watcher.start(self._ready.set)
+        hub.threadpool.spawn(self._pump, iterator, convert)
+
+    def _pump(self, iterator: Iterator[Any], convert: Callable[[Any], Any]) -> None:
+        """Runs on the pool thread; holds the only reference to the engine iterator."""
+        try:
+            while not self._cancelled:
+                response = next(iterator, None)
+                if response is None:
+                    break
+                self._queue.append(convert(response))
+                self._watcher.send()
+        except BaseException as error:  # handed to the hub, which raises it in the request
+            self._queue.append(error)
+        finally:
+            del iterator  # dropping it stops the sequence in the engine
+            self._queue.append(_END)
+            self._watcher.send()
+
+    def take(self) -> list[Any] | None:
+        if self._ended:
+            return None
+        while not self._queue:
+            self._ready.clear()
+            if self._queue:
+                break
+            self._ready.wait()
+        taken = []
+        while self._queue:
+            item = self._queue.popleft()
+            if item is _END:
+                self._end()
+                break
+            if isinstance(item, BaseException):
+                if taken:  # deliver what came before the error first
+                    self._queue.appendleft(item)
+                    break
+                self._end()
+                raise item
+            taken.append(item)
+        return taken or None
+
+    def _end(self) -> None:
+        self._ended = True
+        self._watcher.stop()
+
+    def cancel(self) -> None:
+        """The pump stops after the engine's next chunk and drops the iterator."""
+        self._cancelled = True
+        if not self._ended:
+            self._end()
