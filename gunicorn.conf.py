@@ -21,6 +21,7 @@ graceful_timeout = 30
 keepalive = 5
 # gunicorn 27's control socket is one path per user: replicas and tests would share it.
 control_socket_disable = True
+logger_class = "app.observability.gunicorn_logger.StructuredLogger"
 accesslog = "-"
 errorlog = "-"
 loglevel = _settings.log_level.lower()

@@ -9,8 +9,10 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from app.engine import ModelPool, SlotLimiter
+    from app.observability.llm_metrics import LlmMetrics
     from app.settings import Settings
 
+__version__ = "1.0.0"
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 
@@ -21,6 +23,7 @@ class LlmServices:
     settings: Settings
     pool: ModelPool
     limiter: SlotLimiter
+    metrics: LlmMetrics
 
 
 def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
@@ -35,7 +38,7 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
     from app.engine import ModelPool, SlotLimiter
     from app.engine.offload import size_threadpool
     from app.observability import logging as log_setup
-    from app.observability import metrics, request_id
+    from app.observability import metrics, request_id, tracing
     from app.settings import Settings
 
     settings = settings or Settings.from_env()
@@ -44,7 +47,6 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     pool = pool if pool is not None else ModelPool(settings)
     limiter = SlotLimiter(settings.max_concurrent_requests, settings.queue_timeout_seconds)
-    app.extensions["llm"] = LlmServices(settings, pool, limiter)
     # one engine call per possible generation, plus room for loading and tokenising
     size_threadpool(settings.max_concurrent_requests + 4)
     request_id.init_app(app)
@@ -53,7 +55,8 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
         origins=list(settings.cors_allowed_origins),
         expose_headers=["X-Request-ID", "Retry-After"],
     )
-    metrics.init_app(app)
+    app.extensions["llm"] = LlmServices(settings, pool, limiter, metrics.init_app(app, pool, limiter))
+    tracing.init_app(app, settings)
     api.init_app(app)
     errors.register_error_handlers(app)
     return app

@@ -38,8 +38,10 @@ class Settings:
     max_seqs: int = 0
     service_name: str = "llm-inference-api"
     otlp_endpoint: str = "http://localhost:4317"
+    tracing_enabled: bool = True
     log_format: str = "json"
     log_level: str = "INFO"
+    log_prompts: bool = False
     ssl_enabled: bool = False
     tls_cert_path: Path | None = None
     tls_key_path: Path | None = None
@@ -81,10 +83,13 @@ class Settings:
             max_seqs=env.integer("LLM_MAX_SEQS", cls.max_seqs, 0, 1024),
             service_name=env.text("SERVICE_NAME", cls.service_name),
             otlp_endpoint=env.text("OTEL_EXPORTER_OTLP_ENDPOINT", cls.otlp_endpoint),
+            tracing_enabled=not env.boolean("OTEL_SDK_DISABLED", False)
+            and env.text("OTEL_TRACES_EXPORTER", "otlp").lower() != "none",
             log_format=env.choice("LOG_FORMAT", cls.log_format, ("json", "pretty")),
             log_level=env.choice(
                 "LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True
             ),
+            log_prompts=env.boolean("LLM_LOG_PROMPTS", False),
             ssl_enabled=env.boolean("SERVER_SSL_ENABLED", False),
             tls_cert_path=env.path("TLS_SERVER_CERT_PATH"),
             tls_key_path=env.path("TLS_SERVER_KEY_PATH"),

@@ -23,7 +23,7 @@ class Chat(MethodView):
     @blp.generation_errors()
     def post(self, body: dict):
         """The assistant's reply to `messages`, through the model's chat template."""
-        result = inference.run_completion(_request(body))
+        result = inference.run_completion(_request(body), "chat")
         message = {"role": "assistant", "content": result.text}
         return {"message": message, **inference.completion_fields(result)}
 
@@ -42,4 +42,4 @@ class ChatStream(MethodView):
                 **inference.stream_summary(stream),
             }
 
-        return inference.stream_response(_request(body), final)
+        return inference.stream_response(_request(body), final, "chat_stream")

@@ -27,7 +27,7 @@ class Generate(MethodView):
         By default the prompt is one user turn through the model's chat template (as Ollama's
         `/api/generate`); `raw: true` sends it verbatim.
         """
-        result = inference.run_completion(_request(body))
+        result = inference.run_completion(_request(body), "generate")
         return {"text": result.text, **inference.completion_fields(result)}
 
 
@@ -39,5 +39,7 @@ class GenerateStream(MethodView):
     def post(self, body: dict):
         """Generate text from a prompt, streamed as Server-Sent Events."""
         return inference.stream_response(
-            _request(body), lambda stream, text: {"text": text, **inference.stream_summary(stream)}
+            _request(body),
+            lambda stream, text: {"text": text, **inference.stream_summary(stream)},
+            "generate_stream",
         )

@@ -1,4 +1,7 @@
-"""What generate and chat views share: defaults and limits, the slot, the engine call, the stream."""
+"""What generate and chat views share: defaults and limits, the slot, the engine call, the stream.
+
+Every generation is tracked once (metrics, span, log line) whatever its outcome.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,12 @@ from dataclasses import asdict
 from typing import Any
 
 from flask import Response, current_app
+from flask import request as http_request
 
 from app.api import sse
 from app.engine import Completion, GenerationRequest, Sampling, Stream, complete, open_stream
 from app.errors import ApiError, UnprocessableError, envelope
+from app.observability.track import RequestTrack
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +57,34 @@ def build_request(body: dict, **content: Any) -> GenerationRequest:
     return GenerationRequest(model=model, sampling=sampling, **content)
 
 
-def run_completion(request: GenerationRequest) -> Completion:
+def _take_slot(llm: Any, track: RequestTrack) -> float:
+    try:
+        waited = llm.limiter.acquire()
+    except ApiError as error:
+        track.finish(error=error)
+        raise
+    track.slot_granted(waited)
+    return waited
+
+
+def run_completion(request: GenerationRequest, endpoint: str) -> Completion:
     """A whole generation inside one slot."""
     llm = services()
-    waited = llm.limiter.acquire()
+    track = RequestTrack(llm, endpoint, request, http_request.environ)
+    waited = _take_slot(llm, track)
     try:
         model = llm.pool.acquire(request.model)
         result = complete(model, request)
+    except BaseException as error:
+        track.finish(error=error)
+        raise
     finally:
         llm.limiter.release()
     result.timings.queue_seconds = waited
+    timings = result.timings
+    if result.usage.completion_tokens:
+        track.first_token(seconds_ago=timings.total_seconds - timings.time_to_first_token_seconds)
+    track.finish(result)
     return result
 
 
@@ -79,7 +102,9 @@ def completion_fields(result: Completion) -> dict:
     }
 
 
-def stream_response(request: GenerationRequest, final: Callable[[Stream, str], dict]) -> Response:
+def stream_response(
+    request: GenerationRequest, final: Callable[[Stream, str], dict], endpoint: str
+) -> Response:
     """Submit, wait for the first token, then answer `text/event-stream`.
 
     Events: `token` `{"delta": str}` per text delta; then `done` with `final(stream, text)`; or,
@@ -88,19 +113,23 @@ def stream_response(request: GenerationRequest, final: Callable[[Stream, str], d
     generation in the engine and frees the slot.
     """
     llm = services()
-    waited = llm.limiter.acquire()
+    track = RequestTrack(llm, endpoint, request, http_request.environ)
+    waited = _take_slot(llm, track)
     try:
         model = llm.pool.acquire(request.model)
         stream = open_stream(model, request)
-    except BaseException:
+    except BaseException as error:
         llm.limiter.release()
+        track.finish(error=error)
         raise
     stream.timings.queue_seconds = waited
+    track.first_token()
     released = False
 
     def cleanup() -> None:
         nonlocal released
         stream.close()
+        track.finish(stream, GeneratorExit())  # no-op when the stream already finished
         if not released:
             released = True
             llm.limiter.release()
@@ -116,9 +145,11 @@ def stream_response(request: GenerationRequest, final: Callable[[Stream, str], d
                         frames.append(sse.token_frame(chunk.text))
                 if frames:  # tokens that arrived together go out in one write
                     yield "".join(frames)
+            track.finish(stream)
             yield sse.frame("done", final(stream, "".join(parts)))
         except ApiError as error:
             logger.warning("stream failed after it began: %s", error.message)
+            track.finish(stream, error)
             yield sse.frame("error", envelope(error.status, error.code, error.message, error.details))
         finally:
             cleanup()

@@ -7,6 +7,8 @@ import uuid
 
 from flask import Flask, g, request
 
+from app.observability.logging import request_id_var
+
 HEADER = "X-Request-ID"
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -16,6 +18,7 @@ def init_app(app: Flask) -> None:
     def assign_request_id() -> None:
         incoming = request.headers.get(HEADER, "")
         g.request_id = incoming if _ACCEPTABLE.match(incoming) else uuid.uuid4().hex
+        request_id_var.set(g.request_id)
 
     @app.after_request
     def echo_request_id(response):

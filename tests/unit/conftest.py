@@ -24,6 +24,7 @@ def make_app(tmp_path):
                 "LLM_MODEL_PATH": str(tmp_path / "models"),
                 "HF_HOME": str(tmp_path / "hf"),
                 "LOG_FORMAT": "pretty",
+                "OTEL_SDK_DISABLED": "true",
                 **env,
             }
         )

@@ -1,0 +1,133 @@
+"""The LLM figures for Prometheus, all named `llm_*` and labelled by model (and endpoint)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from app import __version__
+
+# Buckets wide enough for a 2-core CPU (seconds per token, tens of seconds per request) and narrow
+# enough for a GPU (milliseconds).
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
+QUEUE_BUCKETS = (0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+OUTCOMES = ("success", "client_error", "server_error", "cancelled", "rejected")
+
+
+class LlmMetrics:
+    """Counters, histograms and gauges of generation; model state is read from the pool at scrape."""
+
+    def __init__(self, registry: CollectorRegistry, pool: Any, limiter: Any) -> None:
+        self.requests = Counter(
+            "llm_requests",
+            "Generation requests by outcome (success, client_error, server_error, cancelled, rejected)",
+            ["model", "endpoint", "outcome"],
+            registry=registry,
+        )
+        self.prompt_tokens = Counter(
+            "llm_prompt_tokens", "Prompt tokens processed", ["model"], registry=registry
+        )
+        self.completion_tokens = Counter(
+            "llm_completion_tokens", "Completion tokens generated", ["model"], registry=registry
+        )
+        self.time_to_first_token = Histogram(
+            "llm_time_to_first_token_seconds",
+            "From submission to the engine to the first token",
+            ["model"],
+            buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.time_per_output_token = Histogram(
+            "llm_time_per_output_token_seconds",
+            "Mean time between output tokens of one request (inter-token latency)",
+            ["model"],
+            buckets=TPOT_BUCKETS,
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "llm_request_duration_seconds",
+            "End-to-end generation time, from arrival to the last token",
+            ["model", "endpoint"],
+            buckets=E2E_BUCKETS,
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "llm_queue_wait_seconds",
+            "Wait for a generation slot",
+            ["endpoint"],
+            buckets=QUEUE_BUCKETS,
+            registry=registry,
+        )
+        running = Gauge("llm_requests_running", "Generations holding a slot", registry=registry)
+        running.set_function(lambda: limiter.in_use)
+        waiting = Gauge("llm_requests_waiting", "Requests waiting for a slot", registry=registry)
+        waiting.set_function(lambda: limiter.waiting)
+        limit = Gauge("llm_max_concurrent_requests", "The concurrency limit (slots)", registry=registry)
+        limit.set(limiter.limit)
+        registry.register(_ModelCollector(pool))
+
+    def observe(
+        self,
+        *,
+        model: str,
+        endpoint: str,
+        outcome: str,
+        duration: float,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        time_to_first_token: float | None = None,
+        decode_seconds: float | None = None,
+    ) -> None:
+        """Record one finished request."""
+        self.requests.labels(model, endpoint, outcome).inc()
+        self.request_duration.labels(model, endpoint).observe(duration)
+        if prompt_tokens:
+            self.prompt_tokens.labels(model).inc(prompt_tokens)
+        if completion_tokens:
+            self.completion_tokens.labels(model).inc(completion_tokens)
+        if time_to_first_token is not None:
+            self.time_to_first_token.labels(model).observe(time_to_first_token)
+        if decode_seconds is not None and completion_tokens > 1:
+            self.time_per_output_token.labels(model).observe(decode_seconds / (completion_tokens - 1))
+
+
+class _ModelCollector(Collector):
+    """Model state, load time and the build, read from the pool when Prometheus scrapes."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterable[Any]:
+        loaded = GaugeMetricFamily("llm_model_loaded", "1 when the model is in memory", labels=["model"])
+        load = GaugeMetricFamily(
+            "llm_model_load_duration_seconds", "How long the last load took", labels=["model"]
+        )
+        for model in self._pool.describe():
+            loaded.add_metric([model["id"]], 1.0 if model["state"] == "loaded" else 0.0)
+            if model["load_seconds"] is not None:
+                load.add_metric([model["id"]], model["load_seconds"])
+        info = InfoMetricFamily("llm_build", "Versions and device")
+        info.add_metric(
+            [],
+            {
+                "version": __version__,
+                "mistralrs": _version("mistralrs", "unknown"),
+                "device": self._pool.device,
+            },
+        )
+        yield from (loaded, load, info)
+
+
+def _version(package: str, default: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return default

@@ -1,0 +1,125 @@
+"""One generation request seen by metrics, tracing and logs: started, granted a slot, finished."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from opentelemetry.trace import Status, StatusCode
+
+from app.errors import ApiError, OverloadedError
+from app.observability import tracing
+from app.observability.gunicorn_logger import ENVIRON_KEY
+
+logger = logging.getLogger("app.generation")
+
+
+def outcome_of(error: BaseException | None) -> str:
+    if error is None:
+        return "success"
+    if isinstance(error, OverloadedError):
+        return "rejected"
+    if isinstance(error, ApiError) and error.status < 500:
+        return "client_error"
+    if isinstance(error, GeneratorExit):
+        return "cancelled"
+    return "server_error"
+
+
+class RequestTrack:
+    """Created when a generation request arrives; `finish` records it once, whatever happened."""
+
+    def __init__(self, services: Any, endpoint: str, request: Any, environ: dict) -> None:
+        self._metrics = services.metrics
+        self._log_prompts = services.settings.log_prompts
+        self.endpoint = endpoint
+        self.request = request
+        self._environ = environ
+        self._started = time.perf_counter()
+        self._finished = False
+        operation = "chat" if request.messages else "text_completion"
+        self.span = tracing.start_generation_span(operation, request.model, request.sampling)
+        context = self.span.get_span_context()
+        self.trace_id = format(context.trace_id, "032x") if context.is_valid else None
+        self.span_id = format(context.span_id, "016x") if context.is_valid else None
+
+    def slot_granted(self, waited: float) -> None:
+        self._metrics.queue_wait.labels(self.endpoint).observe(waited)
+        self.span.set_attribute("llm.queue_seconds", waited)
+
+    def first_token(self, seconds_ago: float = 0.0) -> None:
+        """The engine's first token arrived `seconds_ago`."""
+        self.span.add_event("gen_ai.first_token", timestamp=time.time_ns() - int(seconds_ago * 1e9))
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        """Record metrics, close the span and log one line. `result`: a Stream or a Completion."""
+        if self._finished:
+            return
+        self._finished = True
+        outcome = outcome_of(error)
+        duration = time.perf_counter() - self._started
+        usage = getattr(result, "usage", None)
+        timings = getattr(result, "timings", None)
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        completion_tokens = usage.completion_tokens if usage else 0
+        ttft = timings.time_to_first_token_seconds if timings and completion_tokens else None
+        decode = None
+        if timings and timings.total_seconds and ttft is not None:
+            decode = timings.total_seconds - ttft
+        finish_reason = getattr(result, "finish_reason", None)
+        model = self.request.model
+        self._metrics.observe(
+            model=model,
+            endpoint=self.endpoint,
+            outcome=outcome,
+            duration=duration,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            time_to_first_token=ttft,
+            decode_seconds=decode,
+        )
+        self._close_span(outcome, error, prompt_tokens, completion_tokens, finish_reason)
+        fields = {
+            "model": model,
+            "endpoint": self.endpoint,
+            "outcome": outcome,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "finish_reason": finish_reason,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+        }
+        self._environ[ENVIRON_KEY] = fields
+        extra = {**fields, "duration_ms": round(duration * 1000, 2)}
+        if ttft is not None:
+            extra["time_to_first_token_ms"] = round(ttft * 1000, 2)
+        if self._log_prompts:
+            extra["prompt"] = (
+                self.request.prompt if self.request.prompt is not None else list(self.request.messages)
+            )
+        level = logging.ERROR if outcome == "server_error" else logging.INFO
+        logger.log(
+            level,
+            "generation %s: %s %s tokens in %.0f ms",
+            outcome,
+            model,
+            completion_tokens,
+            duration * 1000,
+            extra=extra,
+        )
+
+    def _close_span(
+        self, outcome: str, error: BaseException | None, prompt: int, completion: int, reason: str | None
+    ) -> None:
+        span = self.span
+        span.set_attribute("gen_ai.usage.input_tokens", prompt)
+        span.set_attribute("gen_ai.usage.output_tokens", completion)
+        if reason:
+            span.set_attribute("gen_ai.response.finish_reasons", [reason])
+        span.set_attribute("llm.outcome", outcome)
+        if outcome == "server_error":
+            span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
+        if isinstance(error, ApiError):
+            span.set_attribute("error.type", error.code)
+        span.end()
