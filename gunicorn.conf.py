@@ -32,4 +32,7 @@ if _settings.ssl_enabled:
 
 def post_worker_init(worker):
     """Engine threads do not survive a fork: models load here, in the worker, after patching."""
+    from app.observability import engine_logs
+
+    engine_logs.capture()
     worker.wsgi.extensions["llm"].pool.start()

@@ -142,6 +142,7 @@ class Stream:
         self.timings = Timings()
         self._started = time.perf_counter()
         self._first_at: float | None = None
+        self.tokens_seen = 0
         model.active_streams += 1
 
     @property
@@ -168,6 +169,7 @@ class Stream:
 
     def _record(self, chunk: Chunk) -> None:
         now = time.perf_counter()
+        self.tokens_seen += 1
         if self._first_at is None:
             self._first_at = now
             self.timings.time_to_first_token_seconds = now - self._started

@@ -12,7 +12,7 @@ from opentelemetry import trace
 from app.settings import Settings
 
 PRETTY_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s]: %(message)s"
-JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(trace_id)s %(span_id)s"
+JSON_FIELDS = "%(levelname)s %(name)s %(message)s %(request_id)s %(trace_id)s %(span_id)s"
 
 # Set when a request arrives; gevent keeps it per greenlet, so stream generators still see it.
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -38,8 +38,8 @@ def formatter(log_format: str) -> logging.Formatter:
 
         return JsonFormatter(
             JSON_FIELDS,
-            rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
-            timestamp=False,
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp=True,  # ISO 8601, UTC
         )
     return logging.Formatter(PRETTY_FORMAT)
 

@@ -62,7 +62,8 @@ class RequestTrack:
         usage = getattr(result, "usage", None)
         timings = getattr(result, "timings", None)
         prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else 0
+        # a cancelled stream has no usage yet: count the tokens it did produce
+        completion_tokens = usage.completion_tokens if usage else getattr(result, "tokens_seen", 0)
         ttft = timings.time_to_first_token_seconds if timings and completion_tokens else None
         decode = None
         if timings and timings.total_seconds and ttft is not None:

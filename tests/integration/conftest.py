@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import EMBEDDED, Server, copy_without_chat_template, truncated_copy
+from tests.helpers import EMBEDDED, Server, copy_without_chat_template, free_port, truncated_copy
 
 ALLOWED_ORIGIN = "https://app.example.com"
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """The embedded model, four slots."""
+    """The embedded model, four slots, traces sent to a closed port (a collector that is down)."""
     tmp = tmp_path_factory.mktemp("server")
-    srv = Server(tmp, LLM_MAX_CONCURRENT_REQUESTS="4", CORS_ALLOWED_ORIGINS=ALLOWED_ORIGIN).start()
+    srv = Server(
+        tmp,
+        LLM_MAX_CONCURRENT_REQUESTS="4",
+        CORS_ALLOWED_ORIGINS=ALLOWED_ORIGIN,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+    ).start()
     try:
         srv.wait_until("/health/ready")
         yield srv

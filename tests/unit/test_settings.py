@@ -104,3 +104,9 @@ def test_tls_needs_both_files(tmp_path):
     key.write_text("x")
     s = Settings.from_env({**env, "TLS_SERVER_KEY_PATH": str(key)})
     assert s.ssl_enabled and s.tls_key_path == key
+
+
+def test_tracing_follows_the_standard_switches():
+    assert Settings.from_env(BASE).tracing_enabled
+    assert not Settings.from_env({**BASE, "OTEL_SDK_DISABLED": "true"}).tracing_enabled
+    assert not Settings.from_env({**BASE, "OTEL_TRACES_EXPORTER": "none"}).tracing_enabled
