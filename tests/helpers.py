@@ -24,7 +24,8 @@ EMBEDDED = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # -- a fake runner with the shape of mistralrs' --------------------------------------------------
 def fake_chunk(text: str, finish: str | None = None, prompt_tokens: int = 3, completion: int = 0):
     usage = SimpleNamespace(prompt_tokens=prompt_tokens, completion_tokens=completion) if finish else None
-    choice = SimpleNamespace(delta=SimpleNamespace(content=text), finish_reason=finish)
+    delta = SimpleNamespace(content=text, tool_calls=None)
+    choice = SimpleNamespace(delta=delta, finish_reason=finish, logprobs=None)
     return SimpleNamespace(choices=[choice], usage=usage)
 
 

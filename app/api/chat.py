@@ -13,7 +13,9 @@ blp = Blueprint("chat", __name__, url_prefix="/api", description="Chat completio
 
 
 def _request(body: dict):
-    return inference.build_request(body, messages=tuple(body["messages"]))
+    return inference.build_request(
+        body, grammar=inference.native_grammar(body), messages=tuple(body["messages"])
+    )
 
 
 @blp.route("/chat")

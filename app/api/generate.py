@@ -13,7 +13,9 @@ blp = Blueprint("generate", __name__, url_prefix="/api", description="Text gener
 
 
 def _request(body: dict):
-    return inference.build_request(body, prompt=body["prompt"], raw=body["raw"])
+    return inference.build_request(
+        body, grammar=inference.native_grammar(body), prompt=body["prompt"], raw=body["raw"]
+    )
 
 
 @blp.route("/generate")

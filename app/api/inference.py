@@ -5,6 +5,7 @@ Every generation is tracked once (metrics, span, log line) whatever its outcome.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -14,7 +15,7 @@ from flask import Response, current_app
 from flask import request as http_request
 
 from app.api import sse
-from app.engine import Completion, GenerationRequest, Sampling, Stream, complete, open_stream
+from app.engine import Completion, GenerationRequest, Grammar, Sampling, Stream, complete, open_stream
 from app.errors import ApiError, UnprocessableError, envelope
 from app.observability.track import RequestTrack
 
@@ -25,8 +26,16 @@ def services() -> Any:
     return current_app.extensions["llm"]
 
 
-def build_request(body: dict, **content: Any) -> GenerationRequest:
-    """Apply the settings' defaults and limits to a validated body."""
+def build_request(
+    body: dict,
+    *,
+    grammar: Grammar | None = None,
+    tools: tuple[str, ...] = (),
+    logprobs: bool = False,
+    top_logprobs: int | None = None,
+    **content: Any,
+) -> GenerationRequest:
+    """Apply the settings' defaults and limits to a validated body (native or /v1, same rules)."""
     llm = services()
     settings = llm.settings
     max_tokens = body.get("max_tokens") or settings.default_max_tokens
@@ -50,11 +59,40 @@ def build_request(body: dict, **content: Any) -> GenerationRequest:
         temperature=temperature,
         top_p=settings.default_top_p if top_p is None else top_p,
         top_k=body.get("top_k"),
+        min_p=body.get("min_p"),
+        presence_penalty=body.get("presence_penalty"),
+        frequency_penalty=body.get("frequency_penalty"),
+        repetition_penalty=body.get("repetition_penalty"),
+        logit_bias=tuple((int(k), v) for k, v in (body.get("logit_bias") or {}).items()),
         stop=tuple(body.get("stop") or ()),
         seed=body.get("seed"),
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
     )
     model = body.get("model") or llm.pool.default_model()
-    return GenerationRequest(model=model, sampling=sampling, **content)
+    return GenerationRequest(model=model, sampling=sampling, grammar=grammar, tools=tools, **content)
+
+
+def native_grammar(body: dict) -> Grammar | None:
+    """The native API's `format` (\"json\" or a JSON schema) or `regex`, as an engine grammar."""
+    output_format, regex = body.get("format"), body.get("regex")
+    if output_format is not None and regex is not None:
+        raise UnprocessableError(
+            "format: give either format or regex, not both",
+            details={"fields": {"format": ["Not allowed together with regex."]}},
+        )
+    if regex is not None:
+        return Grammar("regex", regex)
+    if output_format is None:
+        return None
+    if output_format == "json":
+        output_format = {"type": "object"}
+    if not isinstance(output_format, dict):
+        raise UnprocessableError(
+            'format: must be "json" or a JSON schema object',
+            details={"fields": {"format": ['Must be "json" or a JSON schema object.']}},
+        )
+    return Grammar("json_schema", json.dumps(output_format))
 
 
 def _take_slot(llm: Any, track: RequestTrack) -> float:

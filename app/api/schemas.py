@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 ROLES = ("system", "user", "assistant")
+MAX_STOP = 8
 
 
 class StrictSchema(Schema):
@@ -14,26 +17,21 @@ class StrictSchema(Schema):
         ordered = True
 
 
-class SamplingSchema(StrictSchema):
-    """Fields every generation request shares (native API; the /v1 shell reuses them)."""
+class StopField(fields.Field):
+    """A string or a list of strings (OpenAI's shape); always loaded as a list."""
 
-    model = fields.String(
-        load_default=None,
-        metadata={
-            "description": "Model id, one of `GET /api/llms`. Default: the first allowed model.",
-            "example": "HuggingFaceTB/SmolLM2-135M-Instruct",
-        },
-    )
-    max_tokens = fields.Integer(
-        strict=True,
-        load_default=None,
-        validate=validate.Range(min=1),
-        metadata={
-            "description": "Most tokens to generate, 1 to LLM_MAX_TOKENS_LIMIT (4096). "
-            "Default: LLM_DEFAULT_MAX_TOKENS (512).",
-            "example": 64,
-        },
-    )
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+            raise ValidationError("Must be a non-empty string or a list of non-empty strings.")
+        if len(items) > MAX_STOP:
+            raise ValidationError(f"At most {MAX_STOP} stop strings.")
+        return items
+
+
+class CommonSamplingSchema(StrictSchema):
+    """Sampling fields shared by the native API and /v1, defined once."""
+
     temperature = fields.Float(
         load_default=None,
         validate=validate.Range(min=0, max=2),
@@ -57,13 +55,37 @@ class SamplingSchema(StrictSchema):
         validate=validate.Range(min=1),
         metadata={"description": "Sample from the k most likely tokens, k >= 1. Default: off."},
     )
-    stop = fields.List(
-        fields.String(validate=validate.Length(min=1)),
+    min_p = fields.Float(
+        load_default=None,
+        validate=validate.Range(min=0, max=1),
+        metadata={"description": "Drop tokens below min_p x the top probability, 0 to 1. Default: off."},
+    )
+    presence_penalty = fields.Float(
+        load_default=None,
+        validate=validate.Range(min=-2, max=2),
+        metadata={"description": "Penalty for tokens already present, -2 to 2. Default: 0."},
+    )
+    frequency_penalty = fields.Float(
+        load_default=None,
+        validate=validate.Range(min=-2, max=2),
+        metadata={"description": "Penalty growing with a token's count so far, -2 to 2. Default: 0."},
+    )
+    repetition_penalty = fields.Float(
+        load_default=None,
+        validate=validate.Range(min=0, max=2, min_inclusive=False),
+        metadata={"description": "Multiplicative repetition penalty, above 0 up to 2. Default: off."},
+    )
+    logit_bias = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^\d+$", error="Keys must be token ids.")),
+        values=fields.Float(validate=validate.Range(min=-100, max=100)),
+        load_default=None,
+        metadata={"description": "Token id (as a string) -> bias from -100 to 100. Default: none."},
+    )
+    stop = StopField(
         load_default=list,
-        validate=validate.Length(max=8),
         metadata={
-            "description": "Up to 8 strings; generation ends before the first one produced "
-            "(finish_reason `stop`). Default: none.",
+            "description": f"A string or up to {MAX_STOP} strings; generation ends before the first one "
+            "produced (finish_reason `stop`). Default: none.",
             "example": ["\n\n"],
         },
     )
@@ -75,6 +97,40 @@ class SamplingSchema(StrictSchema):
             "seed is accepted only with temperature 0 (greedy decoding, which is reproducible); "
             "with temperature > 0 it is refused with 422. Default: none."
         },
+    )
+
+
+class SamplingSchema(CommonSamplingSchema):
+    """The native API's generation fields."""
+
+    model = fields.String(
+        load_default=None,
+        metadata={
+            "description": "Model id, one of `GET /api/llms`. Default: the first allowed model.",
+            "example": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        },
+    )
+    max_tokens = fields.Integer(
+        strict=True,
+        load_default=None,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": "Most tokens to generate, 1 to LLM_MAX_TOKENS_LIMIT (4096). "
+            "Default: LLM_DEFAULT_MAX_TOKENS (512).",
+            "example": 64,
+        },
+    )
+    format = fields.Raw(
+        load_default=None,
+        metadata={
+            "description": 'Constrain the output to JSON: `"json"` for any JSON object, or a JSON '
+            "schema (object) the output must validate against. Default: none."
+        },
+    )
+    regex = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1),
+        metadata={"description": "Constrain the output to match this regular expression. Default: none."},
     )
 
 

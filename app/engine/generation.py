@@ -1,4 +1,4 @@
-"""Our request -> engine request; engine chunks -> our chunks; the engine error table; cancellation.
+"""Streams over the engine: submission, the first chunk before any byte is sent, cancellation.
 
 Every call into the runner goes through `run_blocking` (off the gevent hub) and every submission holds
 the model's submit lock (the runner is not re-entrant). Non-streaming requests use a stream inside too,
@@ -7,119 +7,17 @@ so no request holds the runner for a whole generation.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+from app.engine.engine_errors import translate_error
+from app.engine.mapping import to_chunk, to_engine_chat_request, to_engine_completion_request, to_usage
 from app.engine.offload import gevent_active, run_blocking
 from app.engine.pool import LoadedModel
 from app.engine.pump import DirectSource, PumpedSource
 from app.engine.types import Chunk, Completion, GenerationRequest, Timings, Usage
-from app.errors import (
-    ApiError,
-    BadRequestError,
-    ChatTemplateMissingError,
-    ContextTooLongError,
-    EngineError,
-)
-
-
-# -- requests -------------------------------------------------------------------------------------
-def to_engine_chat_request(request: GenerationRequest) -> Any:
-    import mistralrs
-
-    s = request.sampling
-    return mistralrs.ChatCompletionRequest(
-        messages=request.chat_messages(),
-        model=request.model,
-        max_tokens=s.max_tokens,
-        temperature=s.temperature,
-        top_p=s.top_p,
-        top_k=s.top_k,
-        stop_seqs=list(s.stop) or None,
-        stream=True,
-    )
-
-
-def to_engine_completion_request(request: GenerationRequest) -> Any:
-    import mistralrs
-
-    s = request.sampling
-    return mistralrs.CompletionRequest(
-        prompt=request.prompt or "",
-        model=request.model,
-        max_tokens=s.max_tokens,
-        temperature=s.temperature,
-        top_p=s.top_p,
-        top_k=s.top_k,
-        stop_seqs=list(s.stop) or None,
-    )
-
-
-def to_usage(engine_usage: Any) -> Usage | None:
-    if engine_usage is None:
-        return None
-    return Usage(int(engine_usage.prompt_tokens), int(engine_usage.completion_tokens))
-
-
-def to_chunk(response: Any) -> Chunk:
-    choice = response.choices[0] if response.choices else None
-    text = (choice.delta.content or "") if choice is not None else ""
-    finish = choice.finish_reason if choice is not None else None
-    return Chunk(text=text, finish_reason=finish, usage=to_usage(getattr(response, "usage", None)))
-
-
-# -- errors ---------------------------------------------------------------------------------------
-def _context_too_long(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
-    limit = int(match.group(1))
-    text = (
-        request.prompt
-        if request.prompt is not None
-        else "".join(m.get("content", "") for m in request.messages)
-    )
-    with model.submit_lock:
-        tokens = len(run_blocking(model.runner.tokenize_text, text, True, None))
-    measured = "is" if request.raw else "is at least"
-    return ContextTooLongError(
-        f"The prompt {measured} {tokens} tokens, more than the model's context length of {limit} "
-        "tokens; shorten it",
-        details={"prompt_tokens": tokens, "context_length": limit},
-    )
-
-
-def _no_chat_template(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
-    return ChatTemplateMissingError(
-        f"Model '{model.model_id}' has no chat template, so it cannot chat; use /api/generate "
-        "with raw=true, or give the model a chat template",
-        details={"model": model.model_id},
-    )
-
-
-def _busy(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
-    error = EngineError("The engine is busy; retry", headers={"Retry-After": "1"})
-    error.status = 503
-    return error
-
-
-# One row per engine message we recognise; anything else is a server fault, never the client's.
-ERROR_TABLE: list[tuple[re.Pattern, Callable[[re.Match, LoadedModel, GenerationRequest], ApiError]]] = [
-    (re.compile(r"Prompt sequence length is greater than (\d+)"), _context_too_long),
-    (re.compile(r"does not have a chat template"), _no_chat_template),
-    (re.compile(r"Already borrowed"), _busy),
-]
-
-
-def translate_error(error: Exception, model: LoadedModel, request: GenerationRequest) -> ApiError:
-    if isinstance(error, ApiError):
-        return error
-    text = str(error)
-    for pattern, build in ERROR_TABLE:
-        match = pattern.search(text)
-        if match:
-            return build(match, model, request)
-    first_line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-    return EngineError(f"The engine failed: {first_line}", details={"model": model.model_id})
+from app.errors import BadRequestError
 
 
 # -- streams --------------------------------------------------------------------------------------
@@ -234,10 +132,21 @@ def complete(model: LoadedModel, request: GenerationRequest) -> Completion:
     """A whole generation: through a stream, or the engine's completion call for raw prompts."""
     if request.raw:
         return _complete_raw(model, request)
-    stream = open_stream(model, request)
-    text = "".join(chunk.text for chunk in stream)
-    usage = stream.usage or Usage(0, 0)
-    return Completion(request.model, text, stream.finish_reason or "stop", usage, stream.timings)
+    return collect(open_stream(model, request))
+
+
+def collect(stream: Stream) -> Completion:
+    """Drain a stream into one completion (text, logprobs and tool calls joined)."""
+    chunks = list(stream)
+    return Completion(
+        model=stream.request.model,
+        text="".join(chunk.text for chunk in chunks),
+        finish_reason=stream.finish_reason or "stop",
+        usage=stream.usage or Usage(0, 0),
+        timings=stream.timings,
+        logprobs=tuple(entry for chunk in chunks for entry in chunk.logprobs),
+        tool_calls=tuple(call for chunk in chunks for call in chunk.tool_calls),
+    )
 
 
 def _complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:

@@ -13,8 +13,23 @@ class Sampling:
     temperature: float
     top_p: float
     top_k: int | None = None
+    min_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """Constrained decoding: `kind` is json_schema, regex or lark; `text` the grammar itself."""
+
+    kind: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,8 @@ class GenerationRequest:
     messages: tuple[dict[str, str], ...] = ()
     prompt: str | None = None
     raw: bool = False
+    grammar: Grammar | None = None
+    tools: tuple[str, ...] = ()  # JSON function schemas for the engine's tool-call support
 
     def chat_messages(self) -> list[dict[str, str]]:
         if self.prompt is not None:
@@ -44,12 +61,28 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+
+@dataclass(frozen=True)
 class Chunk:
     """One step of a stream: a text delta, and on the last step the finish reason and usage."""
 
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass
@@ -69,3 +102,5 @@ class Completion:
     finish_reason: str
     usage: Usage
     timings: Timings = field(default_factory=Timings)
+    logprobs: tuple[TokenLogprob, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()

@@ -35,7 +35,15 @@ def test_malformed_json_is_400(client):
         ("max_tokens", 0),
         ("max_tokens", 1.5),
         ("top_k", 0),
-        ("stop", "not-a-list"),
+        ("stop", 5),
+        ("stop", [""]),
+        ("stop", ["a"] * 9),
+        ("min_p", 1.5),
+        ("presence_penalty", 3),
+        ("frequency_penalty", -3),
+        ("repetition_penalty", 0),
+        ("logit_bias", {"abc": 1}),
+        ("logit_bias", {"42": 500}),
         ("seed", "x"),
     ],
 )
@@ -43,6 +51,14 @@ def test_out_of_range_or_wrong_type_is_422_naming_the_field(client, field, value
     body = error_of(client.post("/api/generate", json={**GOOD, field: value}), 422, "validation_error")
     assert body["message"].startswith(f"Invalid request: {field}:")
     assert field in body["details"]["fields"]
+
+
+def test_format_and_regex_are_checked(client):
+    both = client.post("/api/generate", json={**GOOD, "format": "json", "regex": "a+"})
+    assert error_of(both, 422, "validation_error")["message"].startswith("format:")
+    wrong = client.post("/api/generate", json={**GOOD, "format": 5})
+    assert error_of(wrong, 422, "validation_error")["message"].startswith("format:")
+    assert client.post("/api/generate", json={**GOOD, "format": {"type": "object"}}).status_code == 200
 
 
 def test_missing_prompt_and_unknown_field_are_named(client):

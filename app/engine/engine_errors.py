@@ -1,0 +1,71 @@
+"""The engine error table: mistralrs reports every failure as a ValueError with text; each row maps
+one recognised message to our error. Anything else is a server fault, never the client's."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from app.engine.offload import run_blocking
+from app.engine.pool import LoadedModel
+from app.engine.types import GenerationRequest
+from app.errors import ApiError, BadRequestError, ChatTemplateMissingError, ContextTooLongError, EngineError
+
+
+def _context_too_long(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
+    limit = int(match.group(1))
+    text = (
+        request.prompt
+        if request.prompt is not None
+        else "".join(m.get("content", "") for m in request.messages)
+    )
+    with model.submit_lock:
+        tokens = len(run_blocking(model.runner.tokenize_text, text, True, None))
+    measured = "is" if request.raw else "is at least"
+    return ContextTooLongError(
+        f"The prompt {measured} {tokens} tokens, more than the model's context length of {limit} "
+        "tokens; shorten it",
+        details={"prompt_tokens": tokens, "context_length": limit},
+    )
+
+
+def _no_chat_template(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
+    return ChatTemplateMissingError(
+        f"Model '{model.model_id}' has no chat template, so it cannot chat; use /api/generate "
+        "with raw=true, or give the model a chat template",
+        details={"model": model.model_id},
+    )
+
+
+def _bad_grammar(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
+    return BadRequestError(
+        f"The output constraint (JSON schema or regex) was refused by the engine: {match.group(0)}",
+        details={"param": "response_format"},
+    )
+
+
+def _busy(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
+    error = EngineError("The engine is busy; retry", headers={"Retry-After": "1"})
+    error.status = 503
+    return error
+
+
+Row = tuple[re.Pattern, Callable[[re.Match, LoadedModel, GenerationRequest], ApiError]]
+ERROR_TABLE: list[Row] = [
+    (re.compile(r"Prompt sequence length is greater than (\d+)"), _context_too_long),
+    (re.compile(r"does not have a chat template"), _no_chat_template),
+    (re.compile(r"(?i)(llguidance|grammar|json schema|regex)[^\n]*"), _bad_grammar),
+    (re.compile(r"Already borrowed"), _busy),
+]
+
+
+def translate_error(error: Exception, model: LoadedModel, request: GenerationRequest) -> ApiError:
+    if isinstance(error, ApiError):
+        return error
+    text = str(error)
+    for pattern, build in ERROR_TABLE:
+        match = pattern.search(text)
+        if match:
+            return build(match, model, request)
+    first_line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return EngineError(f"The engine failed: {first_line}", details={"model": model.model_id})
