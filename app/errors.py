@@ -92,6 +92,36 @@ def envelope(status: int, code: str, message: str, details: dict[str, Any] | Non
     return {"error": body}
 
 
+OPENAI_TYPES = {
+    400: "invalid_request_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    405: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+}
+
+
+def openai_envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
+    """OpenAI's error shape, used under /v1: {"error": {"message", "type", "param", "code"}}."""
+    details = details or {}
+    fields = details.get("fields") or {}
+    param = details.get("param") or (next(iter(fields)) if fields else None)
+    if param is None and code == "model_not_found":
+        param = "model"
+    error_type = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def body_for(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
+    """The envelope the current route speaks: OpenAI's under /v1, ours elsewhere."""
+    from flask import has_request_context, request
+
+    if has_request_context() and request.path.startswith("/v1/"):
+        return openai_envelope(status, code, message, details)
+    return envelope(status, code, message, details)
+
+
 def _validation_message(messages: Any) -> tuple[str, dict]:
     """Flatten webargs' {location: {field: [msgs]}} into one line naming each field."""
     fields: dict[str, Any] = {}
@@ -134,7 +164,7 @@ def register_error_handlers(app: Any) -> None:
             logger.error("%s: %s", error.code, error.message)
         return respond(
             error.status,
-            envelope(error.status, error.code, error.message, error.details),
+            body_for(error.status, error.code, error.message, error.details),
             error.headers,
         )
 
@@ -145,13 +175,13 @@ def register_error_handlers(app: Any) -> None:
         data = getattr(error, "data", None) or {}
         if status == 422 and "messages" in data:
             message, fields = _validation_message(data["messages"])
-            return respond(status, envelope(status, code, message, {"fields": fields}))
+            return respond(status, body_for(status, code, message, {"fields": fields}))
         message = error.description or error.name
         if status == 400 and "messages" in data:
             message = "Malformed JSON body: " + "; ".join(_flatten(data["messages"]))
-        return respond(status, envelope(status, code, message), dict(data.get("headers") or {}))
+        return respond(status, body_for(status, code, message), dict(data.get("headers") or {}))
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):
         logger.exception("unhandled error")
-        return respond(500, envelope(500, "internal_error", "Internal server error"))
+        return respond(500, body_for(500, "internal_error", "Internal server error"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, send_from_directory
 
-from app.api import chat, generate, health, llms
+from app.api import chat, generate, health, llms, openai
 from app.api.base import Api
 
 SWAGGER_ASSETS = "/swagger-ui/assets/"
@@ -24,7 +24,7 @@ def init_app(app: Flask) -> Api:
         OPENAPI_SWAGGER_UI_URL=SWAGGER_ASSETS,
     )
     api = Api(app, spec_kwargs={"info": {"description": "On-premise LLM inference on mistral.rs."}})
-    for module in (health, llms, generate, chat):
+    for module in (health, llms, generate, chat, openai):
         api.register_blueprint(module.blp)
 
     @app.get(SWAGGER_ASSETS + "<path:filename>")

@@ -44,4 +44,4 @@ class ChatStream(MethodView):
                 **inference.stream_summary(stream),
             }
 
-        return inference.stream_response(_request(body), final, "chat_stream")
+        return inference.stream_response([_request(body)], inference.NativeEncoder(final), "chat_stream")

@@ -40,8 +40,7 @@ class GenerateStream(MethodView):
     @blp.generation_errors()
     def post(self, body: dict):
         """Generate text from a prompt, streamed as Server-Sent Events."""
-        return inference.stream_response(
-            _request(body),
-            lambda stream, text: {"text": text, **inference.stream_summary(stream)},
-            "generate_stream",
+        encoder = inference.NativeEncoder(
+            lambda stream, text: {"text": text, **inference.stream_summary(stream)}
         )
+        return inference.stream_response([_request(body)], encoder, "generate_stream")

@@ -8,14 +8,26 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from flask import Response, current_app
 from flask import request as http_request
 
 from app.api import sse
-from app.engine import Completion, GenerationRequest, Grammar, Sampling, Stream, complete, open_stream
+from app.engine import (
+    Chunk,
+    Completion,
+    GenerationRequest,
+    Grammar,
+    Sampling,
+    Stream,
+    Timings,
+    Usage,
+    collect,
+    complete,
+    open_stream,
+)
 from app.errors import ApiError, UnprocessableError, envelope
 from app.observability.track import RequestTrack
 
@@ -105,25 +117,72 @@ def _take_slot(llm: Any, track: RequestTrack) -> float:
     return waited
 
 
-def run_completion(request: GenerationRequest, endpoint: str) -> Completion:
-    """A whole generation inside one slot."""
+class StreamEncoder(Protocol):
+    """Turns a stream's life into SSE text: the native events, or OpenAI's chunks."""
+
+    def begin(self, count: int) -> str: ...
+
+    def chunk(self, index: int, chunk: Chunk) -> str: ...
+
+    def end(self, streams: list[Stream]) -> str: ...
+
+    def error(self, error: ApiError) -> str: ...
+
+
+@dataclass
+class Combined:
+    """Several choices of one request seen as one result by metrics, spans and logs."""
+
+    usage: Usage
+    timings: Timings
+    finish_reason: str | None
+    tokens_seen: int = 0
+
+
+def combine(results: list[Any]) -> Any:
+    if len(results) == 1:
+        return results[0]
+    usages = [r.usage or Usage(0, 0) for r in results]
+    return Combined(
+        usage=Usage(usages[0].prompt_tokens, sum(u.completion_tokens for u in usages)),
+        timings=results[0].timings,
+        finish_reason=results[0].finish_reason,
+        tokens_seen=sum(getattr(r, "tokens_seen", 0) for r in results),
+    )
+
+
+def run_completions(requests: list[GenerationRequest], endpoint: str) -> list[Completion]:
+    """Whole generations (one per choice) inside one slot; all submitted before any is read."""
     llm = services()
-    track = RequestTrack(llm, endpoint, request, http_request.environ)
+    track = RequestTrack(llm, endpoint, requests[0], http_request.environ)
     waited = _take_slot(llm, track)
     try:
-        model = llm.pool.acquire(request.model)
-        result = complete(model, request)
+        model = llm.pool.acquire(requests[0].model)
+        if requests[0].raw:
+            results = [complete(model, request) for request in requests]
+        else:
+            streams = [open_stream(model, r, prime=i == 0) for i, r in enumerate(requests)]
+            try:
+                results = [collect(stream) for stream in streams]
+            finally:
+                for stream in streams:
+                    stream.close()
     except BaseException as error:
         track.finish(error=error)
         raise
     finally:
         llm.limiter.release()
-    result.timings.queue_seconds = waited
-    timings = result.timings
-    if result.usage.completion_tokens:
+    for result in results:
+        result.timings.queue_seconds = waited
+    timings = results[0].timings
+    if results[0].usage.completion_tokens:
         track.first_token(seconds_ago=timings.total_seconds - timings.time_to_first_token_seconds)
-    track.finish(result)
-    return result
+    track.finish(combine(results))
+    return results
+
+
+def run_completion(request: GenerationRequest, endpoint: str) -> Completion:
+    return run_completions([request], endpoint)[0]
 
 
 def completion_fields(result: Completion) -> dict:
@@ -140,61 +199,86 @@ def completion_fields(result: Completion) -> dict:
     }
 
 
-def stream_response(
-    request: GenerationRequest, final: Callable[[Stream, str], dict], endpoint: str
-) -> Response:
-    """Submit, wait for the first token, then answer `text/event-stream`.
+def stream_response(requests: list[GenerationRequest], encoder: StreamEncoder, endpoint: str) -> Response:
+    """Submit, wait for the first token, then answer `text/event-stream` through `encoder`.
 
-    Events: `token` `{"delta": str}` per text delta; then `done` with `final(stream, text)`; or,
-    if generation fails after the first byte, one `error` event with the error envelope.
-    The slot is held until the stream ends; a disconnect closes the response, which cancels the
-    generation in the engine and frees the slot.
+    Choices (one stream each) are sent one after the other. The slot is held until the response
+    ends; a disconnect closes the response, which cancels the generations in the engine and frees
+    the slot.
     """
     llm = services()
-    track = RequestTrack(llm, endpoint, request, http_request.environ)
+    track = RequestTrack(llm, endpoint, requests[0], http_request.environ)
     waited = _take_slot(llm, track)
+    streams: list[Stream] = []
     try:
-        model = llm.pool.acquire(request.model)
-        stream = open_stream(model, request)
+        model = llm.pool.acquire(requests[0].model)
+        for i, request in enumerate(requests):
+            streams.append(open_stream(model, request, prime=i == 0))
     except BaseException as error:
+        for stream in streams:
+            stream.close()
         llm.limiter.release()
         track.finish(error=error)
         raise
-    stream.timings.queue_seconds = waited
+    for stream in streams:
+        stream.timings.queue_seconds = waited
     track.first_token()
     released = False
 
     def cleanup() -> None:
         nonlocal released
-        stream.close()
-        track.finish(stream, GeneratorExit())  # no-op when the stream already finished
+        for stream in streams:
+            stream.close()
+        track.finish(combine(streams), GeneratorExit())  # no-op when the stream already finished
         if not released:
             released = True
             llm.limiter.release()
 
     def events() -> Iterator[str]:
-        parts: list[str] = []
         try:
-            for batch in stream.batches():
-                frames = []
-                for chunk in batch:
-                    if chunk.text:
-                        parts.append(chunk.text)
-                        frames.append(sse.token_frame(chunk.text))
-                if frames:  # tokens that arrived together go out in one write
-                    yield "".join(frames)
-            track.finish(stream)
-            yield sse.frame("done", final(stream, "".join(parts)))
+            opening = encoder.begin(len(streams))
+            if opening:  # never an empty write: in chunked encoding it would end the response
+                yield opening
+            for index, stream in enumerate(streams):
+                for batch in stream.batches():
+                    frames = "".join(encoder.chunk(index, chunk) for chunk in batch)
+                    if frames:  # tokens that arrived together go out in one write
+                        yield frames
+            track.finish(combine(streams))
+            yield encoder.end(streams)
         except ApiError as error:
             logger.warning("stream failed after it began: %s", error.message)
-            track.finish(stream, error)
-            yield sse.frame("error", envelope(error.status, error.code, error.message, error.details))
+            track.finish(combine(streams), error)
+            yield encoder.error(error)
         finally:
             cleanup()
 
     response = Response(events(), mimetype="text/event-stream", headers=sse.STREAM_HEADERS)
     response.call_on_close(cleanup)
     return response
+
+
+class NativeEncoder:
+    """The native events: `token` per text delta, then `done` (or `error`)."""
+
+    def __init__(self, final: Callable[[Stream, str], dict]) -> None:
+        self._final = final
+        self._parts: list[str] = []
+
+    def begin(self, count: int) -> str:
+        return ""
+
+    def chunk(self, index: int, chunk: Chunk) -> str:
+        if not chunk.text:
+            return ""
+        self._parts.append(chunk.text)
+        return sse.token_frame(chunk.text)
+
+    def end(self, streams: list[Stream]) -> str:
+        return sse.frame("done", self._final(streams[0], "".join(self._parts)))
+
+    def error(self, error: ApiError) -> str:
+        return sse.frame("error", envelope(error.status, error.code, error.message, error.details))
 
 
 def stream_summary(stream: Stream) -> dict:

@@ -19,6 +19,14 @@ def frame(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {_ENCODER.encode(data)}\n\n"
 
 
+DONE = "data: [DONE]\n\n"
+
+
+def data_frame(data: Any) -> str:
+    """A frame with only a `data:` field (OpenAI's stream format)."""
+    return f"data: {_ENCODER.encode(data)}\n\n"
+
+
 def token_frame(text: str) -> str:
     """`frame("token", {"delta": text})`, built without a dict: it runs once per token."""
     return 'event: token\ndata: {"delta":' + _ENCODER.encode(text) + "}\n\n"

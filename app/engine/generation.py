@@ -109,8 +109,9 @@ class Stream:
             self.model.active_streams -= 1
 
 
-def open_stream(model: LoadedModel, request: GenerationRequest) -> Stream:
-    """Submit a chat-templated generation and wait for its first chunk (errors raise here)."""
+def open_stream(model: LoadedModel, request: GenerationRequest, prime: bool = True) -> Stream:
+    """Submit a chat-templated generation; with `prime`, wait for its first chunk so that engine
+    errors raise here, before any byte of a response is sent."""
     if request.raw:
         raise BadRequestError(
             "raw: streaming is not available with raw=true (the engine has no streaming raw "
@@ -124,7 +125,8 @@ def open_stream(model: LoadedModel, request: GenerationRequest) -> Stream:
     except Exception as error:
         raise translate_error(error, model, request) from error
     stream = Stream(model, iter(iterator), request)
-    stream.prime()
+    if prime:
+        stream.prime()
     return stream
 
 

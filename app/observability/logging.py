@@ -44,8 +44,20 @@ def formatter(log_format: str) -> logging.Formatter:
     return logging.Formatter(PRETTY_FORMAT)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (test runners swap it)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def handler(settings: Settings) -> logging.Handler:
-    out = logging.StreamHandler(sys.stderr)
+    out = StderrHandler()
     out.setFormatter(formatter(settings.log_format))
     out.addFilter(ContextFilter())
     return out

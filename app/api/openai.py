@@ -1,0 +1,366 @@
+"""The OpenAI-compatible /v1 routes: a second thin shell over the same engine layer and rules."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, jsonify
+from flask.views import MethodView
+
+from app.api import inference, sse
+from app.api.base import Blueprint
+from app.api.openai_schemas import (
+    ChatCompletionRequestSchema,
+    CompletionRequestSchema,
+    ModelListSchema,
+    ModelObjectSchema,
+    OpenAIResponseSchema,
+)
+from app.api.schemas import StreamEventSchema
+from app.engine import Chunk, Completion, GenerationRequest, Grammar, Stream, TokenLogprob, ToolCall
+from app.errors import ApiError, ModelNotFoundError, UnprocessableError, openai_envelope
+
+blp = Blueprint("openai", __name__, url_prefix="/v1", description="OpenAI-compatible API")
+STARTED = int(time.time())
+OWNER = "llm-inference-api"
+
+
+def _invalid(param: str, message: str) -> UnprocessableError:
+    return UnprocessableError(f"{param}: {message}", details={"fields": {param: [message]}})
+
+
+# -- request conversion ---------------------------------------------------------------------------
+def _text_of(content: Any) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        if any(part.get("type") != "text" for part in content):
+            raise _invalid("messages", "only text content parts are supported")
+        return "".join(str(part.get("text", "")) for part in content)
+    raise _invalid("messages", "content must be a string or a list of text parts")
+
+
+def engine_messages(messages: list[dict]) -> tuple[dict[str, str], ...]:
+    """OpenAI messages -> the engine's role/content pairs (tool calls written out as JSON)."""
+    converted = []
+    for message in messages:
+        role = "system" if message["role"] == "developer" else message["role"]
+        content = _text_of(message.get("content"))
+        calls = message.get("tool_calls") or []
+        if role == "assistant" and calls and not content:
+            content = json.dumps([call.get("function", {}) for call in calls])
+        converted.append({"role": role, "content": content})
+    return tuple(converted)
+
+
+def response_grammar(response_format: dict | None) -> Grammar | None:
+    if not response_format or response_format.get("type") == "text":
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return Grammar("json_schema", json.dumps({"type": "object"}))
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise _invalid("response_format", "json_schema.schema must be a JSON schema object")
+        return Grammar("json_schema", json.dumps(schema))
+    raise _invalid("response_format", "type must be text, json_object or json_schema")
+
+
+def _functions(tools: list[dict]) -> list[dict]:
+    functions = []
+    for tool in tools:
+        function = tool.get("function")
+        if tool.get("type") != "function" or not isinstance(function, dict) or not function.get("name"):
+            raise _invalid("tools", 'each tool must be {"type": "function", "function": {"name": ...}}')
+        functions.append(function)
+    return functions
+
+
+def forced_call_grammar(functions: list[dict], tool_choice: Any) -> Grammar | None:
+    """A grammar that makes the model emit one call, for tool_choice "required" or a named function."""
+    if tool_choice == "required":
+        chosen = functions
+    elif isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name")
+        chosen = [f for f in functions if f["name"] == name]
+        if not chosen:
+            raise _invalid("tool_choice", f"no tool named {name!r} in tools")
+    else:
+        return None
+    arguments = chosen[0].get("parameters") if len(chosen) == 1 else None
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "enum": [f["name"] for f in chosen]},
+            "arguments": arguments or {"type": "object"},
+        },
+        "required": ["name", "arguments"],
+        "additionalProperties": False,  # the engine's JSON grammar allows extra keys unless told
+    }
+    return Grammar("json_schema", json.dumps(schema))
+
+
+def chat_requests(body: dict) -> tuple[list[GenerationRequest], bool]:
+    """The engine requests for a chat completion (one per choice), and whether a call is forced."""
+    tools, tool_choice = body.get("tools") or [], body.get("tool_choice")
+    if tool_choice not in (None, "none", "auto", "required") and not isinstance(tool_choice, dict):
+        raise _invalid("tool_choice", 'must be "none", "auto", "required" or a function object')
+    functions = _functions(tools)
+    grammar = response_grammar(body.get("response_format"))
+    forced = forced_call_grammar(functions, tool_choice) if functions else None
+    if forced is not None and grammar is not None:
+        raise _invalid("response_format", "cannot be combined with a forced tool call")
+    offered = () if tool_choice == "none" else tuple(json.dumps(tool) for tool in tools)
+    request = inference.build_request(
+        {**body, "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens")},
+        grammar=forced or grammar,
+        tools=() if forced else offered,
+        logprobs=body["logprobs"],
+        top_logprobs=body.get("top_logprobs"),
+        messages=engine_messages(body["messages"]),
+    )
+    return [request] * body["n"], forced is not None
+
+
+# -- response building ----------------------------------------------------------------------------
+def parse_forced_call(text: str) -> tuple[ToolCall, ...]:
+    try:
+        call = json.loads(text)
+        return (ToolCall(f"call_{uuid.uuid4().hex[:24]}", call["name"], json.dumps(call["arguments"])),)
+    except (ValueError, KeyError, TypeError):
+        return ()  # cut short by max_tokens: the text is returned as it is
+
+
+def logprobs_object(entries: tuple[TokenLogprob, ...]) -> dict:
+    return {
+        "content": [
+            {
+                "token": e.token,
+                "logprob": e.logprob,
+                "bytes": list(e.token.encode()),
+                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in e.top],
+            }
+            for e in entries
+        ]
+    }
+
+
+def tool_calls_object(calls: tuple[ToolCall, ...], with_index: bool = False) -> list[dict]:
+    out = []
+    for i, call in enumerate(calls):
+        entry = {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        out.append({"index": i, **entry} if with_index else entry)
+    return out
+
+
+def usage_object(results: list[Any]) -> dict:
+    combined = inference.combine(results)
+    usage = combined.usage
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def chat_choice(index: int, result: Completion, forced: bool, logprobs: bool) -> dict:
+    calls = result.tool_calls or (parse_forced_call(result.text) if forced else ())
+    message: dict[str, Any] = {"role": "assistant", "content": None if calls else result.text}
+    if calls:
+        message["tool_calls"] = tool_calls_object(calls)
+    return {
+        "index": index,
+        "message": message,
+        "logprobs": logprobs_object(result.logprobs) if logprobs else None,
+        "finish_reason": "tool_calls" if calls else result.finish_reason,
+    }
+
+
+class ChunkWriter:
+    """OpenAI `data:` chunks of one response, ending with `data: [DONE]`."""
+
+    def __init__(self, kind: str, model: str, include_usage: bool) -> None:
+        prefix = "chatcmpl" if kind == "chat.completion.chunk" else "cmpl"
+        self.base = {
+            "id": f"{prefix}-{uuid.uuid4().hex}",
+            "object": kind,
+            "created": int(time.time()),
+            "model": model,
+        }
+        self.include_usage = include_usage
+
+    def choice(self, index: int, body: dict, finish_reason: str | None = None) -> str:
+        chunk = {**self.base, "choices": [{"index": index, **body, "finish_reason": finish_reason}]}
+        if self.include_usage:
+            chunk["usage"] = None
+        return sse.data_frame(chunk)
+
+    def close(self, results: list[Any]) -> str:
+        usage = (
+            sse.data_frame({**self.base, "choices": [], "usage": usage_object(results)})
+            if self.include_usage
+            else ""
+        )
+        return usage + sse.DONE
+
+    @staticmethod
+    def error(error: ApiError) -> str:
+        return (
+            sse.data_frame(openai_envelope(error.status, error.code, error.message, error.details)) + sse.DONE
+        )
+
+
+class ChatEncoder:
+    """Engine chunks as `chat.completion.chunk` objects."""
+
+    def __init__(self, model: str, include_usage: bool, logprobs: bool) -> None:
+        self.writer = ChunkWriter("chat.completion.chunk", model, include_usage)
+        self.logprobs = logprobs
+
+    def begin(self, count: int) -> str:
+        return "".join(
+            self.writer.choice(i, {"delta": {"role": "assistant", "content": ""}}) for i in range(count)
+        )
+
+    def chunk(self, index: int, chunk: Chunk) -> str:
+        delta: dict[str, Any] = {}
+        if chunk.text:
+            delta["content"] = chunk.text
+        if chunk.tool_calls:
+            delta["tool_calls"] = tool_calls_object(chunk.tool_calls, with_index=True)
+        frames = ""
+        if delta:
+            logprobs = logprobs_object(chunk.logprobs) if self.logprobs and chunk.logprobs else None
+            frames += self.writer.choice(index, {"delta": delta, "logprobs": logprobs})
+        if chunk.finish_reason is not None:
+            reason = "tool_calls" if chunk.tool_calls else chunk.finish_reason
+            frames += self.writer.choice(index, {"delta": {}}, reason)
+        return frames
+
+    def end(self, streams: list[Stream]) -> str:
+        return self.writer.close(streams)
+
+    def error(self, error: ApiError) -> str:
+        return self.writer.error(error)
+
+
+def replay(frames: list[str]) -> Response:
+    """A finished result sent in the streaming format (for generations the engine cannot stream)."""
+
+    def generate() -> Iterator[str]:
+        yield from frames
+
+    return Response(generate(), mimetype="text/event-stream", headers=sse.STREAM_HEADERS)
+
+
+# -- views ----------------------------------------------------------------------------------------
+def model_object(model_id: str) -> dict:
+    return {"id": model_id, "object": "model", "created": STARTED, "owned_by": OWNER}
+
+
+@blp.route("/models")
+class Models(MethodView):
+    @blp.response(200, ModelListSchema)
+    def get(self):
+        """The models this server serves (loaded or loadable)."""
+        pool = inference.services().pool
+        return {"object": "list", "data": [model_object(m["id"]) for m in pool.describe()]}
+
+
+@blp.route("/models/<path:model_id>")
+class ModelDetail(MethodView):
+    @blp.response(200, ModelObjectSchema)
+    @blp.alt_response(404, description="Unknown model")
+    def get(self, model_id: str):
+        """One model."""
+        pool = inference.services().pool
+        if model_id not in {m["id"] for m in pool.describe()}:
+            raise ModelNotFoundError(f"The model '{model_id}' does not exist", details={"model": model_id})
+        return model_object(model_id)
+
+
+@blp.route("/chat/completions")
+class ChatCompletions(MethodView):
+    @blp.arguments(ChatCompletionRequestSchema)
+    @blp.response(200, OpenAIResponseSchema)
+    @blp.alt_response(200, schema=StreamEventSchema, content_type="text/event-stream", success=True)
+    @blp.generation_errors()
+    def post(self, body: dict):
+        """Chat completion; `stream: true` answers with `chat.completion.chunk` events and `[DONE]`."""
+        requests, forced = chat_requests(body)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        model, logprobs = requests[0].model, body["logprobs"]
+        if body["stream"] and not forced:
+            encoder = ChatEncoder(model, include_usage, logprobs)
+            return inference.stream_response(requests, encoder, "v1_chat_stream")
+        results = inference.run_completions(requests, "v1_chat_stream" if body["stream"] else "v1_chat")
+        choices = [chat_choice(i, r, forced, logprobs) for i, r in enumerate(results)]
+        if body["stream"]:  # a forced call is known whole only once generated
+            writer = ChunkWriter("chat.completion.chunk", model, include_usage)
+            frames = []
+            for choice in choices:
+                delta = {"role": "assistant", **{k: v for k, v in choice["message"].items() if k != "role"}}
+                if "tool_calls" in delta:
+                    delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(delta["tool_calls"])]
+                frames.append(writer.choice(choice["index"], {"delta": delta}))
+                frames.append(writer.choice(choice["index"], {"delta": {}}, choice["finish_reason"]))
+            return replay([*frames, writer.close(results)])
+        return jsonify(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": choices,
+                "usage": usage_object(results),
+            }
+        )
+
+
+@blp.route("/completions")
+class Completions(MethodView):
+    @blp.arguments(CompletionRequestSchema)
+    @blp.response(200, OpenAIResponseSchema)
+    @blp.alt_response(200, schema=StreamEventSchema, content_type="text/event-stream", success=True)
+    @blp.generation_errors()
+    def post(self, body: dict):
+        """Text completion of a raw prompt (no chat template). The engine completes raw prompts in
+        one call, so `stream: true` sends each choice's text as one chunk, then `[DONE]`."""
+        request = inference.build_request(
+            {**body, "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens")},
+            prompt=body["prompt"],
+            raw=True,
+        )
+        endpoint = "v1_completions_stream" if body["stream"] else "v1_completions"
+        results = inference.run_completions([request] * body["n"], endpoint)
+        if body["stream"]:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            writer = ChunkWriter("text_completion", request.model, include_usage)
+            frames = []
+            for i, result in enumerate(results):
+                frames.append(writer.choice(i, {"text": result.text, "logprobs": None}))
+                frames.append(writer.choice(i, {"text": "", "logprobs": None}, result.finish_reason))
+            return replay([*frames, writer.close(results)])
+        choices = [
+            {"index": i, "text": r.text, "logprobs": None, "finish_reason": r.finish_reason}
+            for i, r in enumerate(results)
+        ]
+        return jsonify(
+            {
+                "id": f"cmpl-{uuid.uuid4().hex}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": request.model,
+                "choices": choices,
+                "usage": usage_object(results),
+            }
+        )

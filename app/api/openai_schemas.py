@@ -1,0 +1,101 @@
+"""OpenAI wire shapes for /v1 requests; the sampling fields come from the shared schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.api.schemas import CommonSamplingSchema, StrictSchema
+
+MAX_CHOICES = 4
+OPENAI_ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+class LenientSchema(Schema):
+    """Nested OpenAI objects may carry fields we pass through or do not need."""
+
+    class Meta:
+        unknown = "include"
+
+
+class OpenAIMessageSchema(LenientSchema):
+    role = fields.String(required=True, validate=validate.OneOf(OPENAI_ROLES))
+    content = fields.Raw(
+        load_default=None,
+        metadata={"description": 'Text, or a list of `{"type": "text", "text": ...}` parts.'},
+    )
+    name = fields.String()
+    tool_calls = fields.List(fields.Dict())
+    tool_call_id = fields.String()
+
+
+class StreamOptionsSchema(StrictSchema):
+    include_usage = fields.Boolean(load_default=False)
+
+
+class OpenAISamplingSchema(CommonSamplingSchema):
+    model = fields.String(required=True, metadata={"description": "A model id from GET /v1/models."})
+    max_tokens = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
+    max_completion_tokens = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
+    n = fields.Integer(
+        strict=True,
+        load_default=1,
+        validate=validate.Range(min=1, max=MAX_CHOICES),
+        metadata={"description": f"Choices to generate, 1 to {MAX_CHOICES} (each its own sequence)."},
+    )
+    stream = fields.Boolean(load_default=False)
+    stream_options = fields.Nested(StreamOptionsSchema, load_default=None)
+    user = fields.String(metadata={"description": "Accepted; an end-user id for the caller's records."})
+
+    @validates_schema
+    def _one_max_tokens(self, data: dict, **kwargs: Any) -> None:
+        if data.get("max_tokens") and data.get("max_completion_tokens"):
+            raise ValidationError("Give max_tokens or max_completion_tokens, not both.", "max_tokens")
+
+
+class ChatCompletionRequestSchema(OpenAISamplingSchema):
+    messages = fields.List(fields.Nested(OpenAIMessageSchema), required=True, validate=validate.Length(min=1))
+    logprobs = fields.Boolean(load_default=False)
+    top_logprobs = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=0, max=20))
+    response_format = fields.Dict(
+        load_default=None,
+        metadata={
+            "description": '`{"type": "text"}`, `{"type": "json_object"}` or `{"type": "json_schema", '
+            '"json_schema": {"name": ..., "schema": {...}}}`; JSON output is enforced by the engine\'s '
+            "grammar."
+        },
+    )
+    tools = fields.List(fields.Dict(), load_default=None)
+    tool_choice = fields.Raw(
+        load_default=None,
+        metadata={"description": '"none", "auto", "required" or {"type": "function", "function": {"name"}}.'},
+    )
+    parallel_tool_calls = fields.Boolean(metadata={"description": "Accepted; one call per turn is made."})
+
+
+class CompletionRequestSchema(OpenAISamplingSchema):
+    prompt = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class ModelObjectSchema(Schema):
+    id = fields.String()
+    object = fields.String()
+    created = fields.Integer()
+    owned_by = fields.String()
+
+
+class ModelListSchema(Schema):
+    object = fields.String()
+    data = fields.List(fields.Nested(ModelObjectSchema))
+
+
+class OpenAIResponseSchema(Schema):
+    """`chat.completion` / `text_completion` objects, as OpenAI documents them."""
+
+    id = fields.String()
+    object = fields.String()
+    created = fields.Integer()
+    model = fields.String()
+    choices = fields.List(fields.Dict())
+    usage = fields.Dict()
