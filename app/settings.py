@@ -36,6 +36,7 @@ class Settings:
     hf_hub_offline: bool = False
     in_situ_quant: str = "auto"
     max_seqs: int = 0
+    prefix_cache_n: int = 16
     service_name: str = "llm-inference-api"
     otlp_endpoint: str = "http://localhost:4317"
     tracing_enabled: bool = True
@@ -81,6 +82,7 @@ class Settings:
             hf_hub_offline=env.boolean("HF_HUB_OFFLINE", False),
             in_situ_quant=env.text("LLM_IN_SITU_QUANT", cls.in_situ_quant),
             max_seqs=env.integer("LLM_MAX_SEQS", cls.max_seqs, 0, 1024),
+            prefix_cache_n=env.integer("LLM_PREFIX_CACHE_N", cls.prefix_cache_n, 0, 1024),
             service_name=env.text("SERVICE_NAME", cls.service_name),
             otlp_endpoint=env.text("OTEL_EXPORTER_OTLP_ENDPOINT", cls.otlp_endpoint),
             tracing_enabled=not env.boolean("OTEL_SDK_DISABLED", False)

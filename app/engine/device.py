@@ -55,6 +55,7 @@ class EngineConfig:
     device: str
     in_situ_quant: str | None
     max_seqs: int
+    prefix_cache_n: int
     reasons: tuple[str, ...]
 
     def as_dict(self) -> dict:
@@ -62,6 +63,7 @@ class EngineConfig:
             "device": self.device,
             "in_situ_quant": self.in_situ_quant,
             "max_seqs": self.max_seqs,
+            "prefix_cache_n": self.prefix_cache_n,
             "reasons": list(self.reasons),
         }
 
@@ -88,4 +90,13 @@ def choose_config(settings: Settings, source: ModelSource, device: str, why: str
         max_seqs = min(32, settings.max_concurrent_requests)
         seq_reason = f"max_seqs {max_seqs}: batching on CUDA, bounded by LLM_MAX_CONCURRENT_REQUESTS"
     reasons.append(seq_reason)
-    return EngineConfig(device, isq, max_seqs, tuple(reasons))
+    if settings.prefix_cache_n:
+        reasons.append(
+            f"prefix cache of {settings.prefix_cache_n} sequences (LLM_PREFIX_CACHE_N): a chat's "
+            "later turns reuse the earlier turns' computation"
+        )
+    else:
+        reasons.append("prefix cache off (LLM_PREFIX_CACHE_N=0)")
+    if device == "cpu":
+        reasons.append(f"engine threads: all {os.cpu_count()} cores (the engine's default, fastest measured)")
+    return EngineConfig(device, isq, max_seqs, settings.prefix_cache_n, tuple(reasons))

@@ -76,6 +76,7 @@ def create_runner(source: ModelSource, config: EngineConfig) -> Any:
     return mistralrs.Runner(
         which=which,
         max_seqs=config.max_seqs,
+        prefix_cache_n=config.prefix_cache_n,
         in_situ_quant=config.in_situ_quant,
         token_source="cache" if source.origin == "hub" else "none",
     )

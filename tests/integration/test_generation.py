@@ -32,6 +32,7 @@ def test_llms_reports_the_embedded_model_on_cpu(server):
         "device": "cpu",
         "in_situ_quant": "Q8_0",
         "max_seqs": 1,
+        "prefix_cache_n": 16,
         "reasons": model["engine"]["reasons"],
     }
     assert model["load_seconds"] > 0
