@@ -160,8 +160,10 @@ def register_error_handlers(app: Any) -> None:
 
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError):
-        if error.status >= 500:
-            logger.error("%s: %s", error.code, error.message)
+        if error.status >= 500:  # 503s are expected under load: a warning, not an error
+            logger.log(
+                logging.WARNING if error.status == 503 else logging.ERROR, "%s: %s", error.code, error.message
+            )
         return respond(
             error.status,
             body_for(error.status, error.code, error.message, error.details),

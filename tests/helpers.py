@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -134,6 +135,16 @@ class Server:
             stderr=subprocess.STDOUT,
         )
         return self
+
+    @contextlib.contextmanager
+    def running(self, ready: tuple[int, ...] = (200,)) -> Iterator[Server]:
+        """Started, answering /health/ready with one of `ready`, and stopped at the end."""
+        self.start()
+        try:
+            self.wait_until("/health/ready", statuses=ready)
+            yield self
+        finally:
+            self.stop()
 
     def wait_until(self, path: str, statuses: tuple[int, ...] = (200,), deadline: float = 120):
         """Poll `path` until it answers with one of `statuses`; fail if the server exits."""

@@ -225,6 +225,7 @@ class EngineConfigSchema(Schema):
     device = fields.String()
     in_situ_quant = fields.String(allow_none=True)
     max_seqs = fields.Integer()
+    prefix_cache_n = fields.Integer()
     reasons = fields.List(fields.String())
 
 

@@ -143,16 +143,23 @@ class ModelPool:
     def default_model(self) -> str:
         return self.settings.allowed_models[0] if self.settings.allowed_models else EMBEDDED_MODEL_ID
 
+    def knows(self, model_id: str) -> bool:
+        """An allowed model, or one seen under '*' (so client-chosen names never become labels)."""
+        return model_id in self._entries
+
+    def check_allowed(self, model_id: str) -> None:
+        if not self.settings.allow_any_model and model_id not in self._entries:
+            raise ModelNotFoundError(
+                f"Model '{model_id}' is not allowed; allowed models: {', '.join(self.allowed)}",
+                details={"model": model_id, "allowed": self.allowed},
+            )
+
     def acquire(self, model_id: str | None) -> LoadedModel:
         """The loaded model for a request; loads it first under '*'; raises 404 or 503."""
         model_id = model_id or self.default_model()
+        self.check_allowed(model_id)
         entry = self._entries.get(model_id)
         if entry is None:
-            if not self.settings.allow_any_model:
-                raise ModelNotFoundError(
-                    f"Model '{model_id}' is not allowed; allowed models: {', '.join(self.allowed)}",
-                    details={"model": model_id, "allowed": self.allowed},
-                )
             with self._entries_lock:
                 entry = self._entries.setdefault(model_id, ModelEntry(model_id))
         if entry.state == LOADED and entry.loaded is not None:

@@ -54,7 +54,7 @@ class LlmMetrics:
         )
         self.request_duration = Histogram(
             "llm_request_duration_seconds",
-            "End-to-end generation time, from arrival to the last token",
+            "End-to-end time of successful generations, from arrival to the last token",
             ["model", "endpoint"],
             buckets=E2E_BUCKETS,
             registry=registry,
@@ -88,7 +88,8 @@ class LlmMetrics:
     ) -> None:
         """Record one finished request."""
         self.requests.labels(model, endpoint, outcome).inc()
-        self.request_duration.labels(model, endpoint).observe(duration)
+        if outcome == "success":  # refusals and cancellations would blur generation time
+            self.request_duration.labels(model, endpoint).observe(duration)
         if prompt_tokens:
             self.prompt_tokens.labels(model).inc(prompt_tokens)
         if completion_tokens:

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g, request
 from prometheus_client import CollectorRegistry
 from prometheus_flask_exporter import PrometheusMetrics
 
 from app.observability.llm_metrics import LlmMetrics
+
+# Generation routes, as the `endpoint` label names them.
+GENERATION_ENDPOINTS = {
+    "/api/generate": "generate",
+    "/api/generate/stream": "generate_stream",
+    "/api/chat": "chat",
+    "/api/chat/stream": "chat_stream",
+    "/v1/chat/completions": "v1_chat",
+    "/v1/completions": "v1_completions",
+}
 
 
 def init_app(app: Flask, pool: Any, limiter: Any) -> LlmMetrics:
@@ -23,4 +33,15 @@ def init_app(app: Flask, pool: Any, limiter: Any) -> LlmMetrics:
         path="/metrics",
         excluded_paths=["/metrics", "/health/live", "/health/ready"],
     )
-    return LlmMetrics(registry, pool, limiter)
+    llm_metrics = LlmMetrics(registry, pool, limiter)
+
+    @app.after_request
+    def count_refused_before_generation(response):
+        """Requests refused before a generation was tracked (bad JSON, validation) count too."""
+        endpoint = GENERATION_ENDPOINTS.get(request.path)
+        if endpoint and response.status_code >= 400 and not g.get("llm_tracked"):
+            outcome = "client_error" if response.status_code < 500 else "server_error"
+            llm_metrics.requests.labels("unknown", endpoint, outcome).inc()
+        return response
+
+    return llm_metrics

@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+from flask import g
 from opentelemetry.trace import Status, StatusCode
 
 from app.errors import ApiError, OverloadedError
@@ -31,7 +32,9 @@ class RequestTrack:
     """Created when a generation request arrives; `finish` records it once, whatever happened."""
 
     def __init__(self, services: Any, endpoint: str, request: Any, environ: dict) -> None:
+        g.llm_tracked = True  # the refusal counter in metrics.py leaves this request to us
         self._metrics = services.metrics
+        self._pool = services.pool
         self._log_prompts = services.settings.log_prompts
         self.endpoint = endpoint
         self.request = request
@@ -47,6 +50,9 @@ class RequestTrack:
     def slot_granted(self, waited: float) -> None:
         self._metrics.queue_wait.labels(self.endpoint).observe(waited)
         self.span.set_attribute("llm.queue_seconds", waited)
+
+    def slot_refused(self, waited: float) -> None:
+        self._metrics.queue_wait.labels(self.endpoint).observe(waited)
 
     def first_token(self, seconds_ago: float = 0.0) -> None:
         """The engine's first token arrived `seconds_ago`."""
@@ -71,7 +77,7 @@ class RequestTrack:
         finish_reason = getattr(result, "finish_reason", None)
         model = self.request.model
         self._metrics.observe(
-            model=model,
+            model=model if self._pool.knows(model) else "unknown",
             endpoint=self.endpoint,
             outcome=outcome,
             duration=duration,

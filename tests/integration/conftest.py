@@ -13,29 +13,21 @@ ALLOWED_ORIGIN = "https://app.example.com"
 def server(tmp_path_factory):
     """The embedded model, four slots, traces sent to a closed port (a collector that is down)."""
     tmp = tmp_path_factory.mktemp("server")
-    srv = Server(
+    with Server(
         tmp,
         LLM_MAX_CONCURRENT_REQUESTS="4",
         CORS_ALLOWED_ORIGINS=ALLOWED_ORIGIN,
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
-    ).start()
-    try:
-        srv.wait_until("/health/ready")
+    ).running() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="session")
 def one_slot_server(tmp_path_factory):
     """One generation slot and a three-second wait for it (a disconnect is seen at the next token)."""
     tmp = tmp_path_factory.mktemp("one-slot")
-    srv = Server(tmp, LLM_MAX_CONCURRENT_REQUESTS="1", LLM_QUEUE_TIMEOUT_SECONDS="3").start()
-    try:
-        srv.wait_until("/health/ready")
+    with Server(tmp, LLM_MAX_CONCURRENT_REQUESTS="1", LLM_QUEUE_TIMEOUT_SECONDS="3").running() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 NO_TEMPLATE = "local/no-template"
@@ -49,14 +41,10 @@ def models_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("models")
     copy_without_chat_template(tmp / "models" / NO_TEMPLATE / "model.gguf")
     truncated_copy(tmp / "models" / BROKEN / "model.gguf")
-    srv = Server(
+    with Server(
         tmp,
         LLM_ALLOWED_MODELS=f"{EMBEDDED},{NO_TEMPLATE},{BROKEN}",
         LLM_MODEL_PATH=str(tmp / "models"),
-    ).start()
-    try:
-        srv.wait_until("/health/ready", statuses=(503,))
+    ).running(ready=(503,)) as srv:
         srv.wait_until_loaded()
         yield srv
-    finally:
-        srv.stop()

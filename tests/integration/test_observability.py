@@ -27,18 +27,14 @@ def receiver():
 @pytest.fixture(scope="module")
 def traced_server(tmp_path_factory, receiver):
     tmp = tmp_path_factory.mktemp("traced")
-    srv = Server(
+    with Server(
         tmp,
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}",
         OTEL_BSP_SCHEDULE_DELAY="100",
         SERVICE_NAME=SERVICE,
         LOG_FORMAT="json",
-    ).start()
-    try:
-        srv.wait_until("/health/ready")
+    ).running() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def samples(server) -> dict[tuple[str, tuple], float]:
@@ -69,6 +65,7 @@ def test_metrics_move_by_the_tokens_of_real_generations(server):
     )
     streamed = events[-1][1]["usage"]
     requests.post(server.url + "/api/generate", json={"prompt": "x", "temperature": 9}, timeout=30)
+    requests.post(server.url + "/api/generate", json={"prompt": "x", "model": "client/chosen"}, timeout=30)
     after = samples(server)
 
     model = {"model": EMBEDDED}
@@ -102,6 +99,12 @@ def test_metrics_move_by_the_tokens_of_real_generations(server):
     info = [key for key in after if key[0] == "llm_build_info"]
     assert dict(info[0][1])["device"] == "cpu"
     assert delta(after, before, "flask_http_request_total", method="POST", status="422") == 1
+    # refusals count too, and a client-chosen model name never becomes a label
+    refused = delta(
+        after, before, "llm_requests_total", model="unknown", endpoint="generate", outcome="client_error"
+    )
+    assert refused == 2
+    assert not any(dict(labels).get("model") == "client/chosen" for _, labels in after)
 
 
 def test_cancelled_and_rejected_requests_are_counted(one_slot_server):

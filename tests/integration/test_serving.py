@@ -53,17 +53,13 @@ def test_https_with_a_certificate_the_test_makes(tmp_path):
         TLS_SERVER_KEY_PATH=str(key_path),
     )
     server.verify = str(ca_path)
-    server.start()
-    try:
+    with server.running():
         assert server.url.startswith("https://")
-        server.wait_until("/health/ready")
         body = {"prompt": "Hi", "max_tokens": 3, "temperature": 0}
         response = requests.post(server.url + "/api/generate", json=body, verify=str(ca_path), timeout=120)
         assert response.status_code == 200 and response.json()["usage"]["completion_tokens"] > 0
         with pytest.raises(requests.exceptions.SSLError):
             requests.get(server.url + "/health/live", timeout=5)  # not trusted without the test CA
-    finally:
-        server.stop()
 
 
 def test_cors_preflight_allows_the_configured_origin_only(server):
