@@ -75,7 +75,7 @@ def test_four_concurrent_streams_complete_with_their_own_tokens_while_live_answe
 def test_requests_over_the_limit_get_503_with_retry_after(one_slot_server):
     url = one_slot_server.url
     with requests.post(
-        url + "/api/chat/stream", json=chat_body(LONG_ANSWER, 600), timeout=300, stream=True
+        url + "/api/chat/stream", json=chat_body(LONG_ANSWER, 300), timeout=300, stream=True
     ) as held:
         events = iter_events(held)
         assert next(events)[0] == "token"  # the slot is taken
@@ -89,7 +89,7 @@ def test_requests_over_the_limit_get_503_with_retry_after(one_slot_server):
 
 def test_disconnect_frees_the_slot_and_stops_the_generation(one_slot_server):
     url = one_slot_server.url
-    body = chat_body(LONG_ANSWER, 600)
+    body = chat_body(LONG_ANSWER, 300)
     reference = requests.post(url + "/api/chat", json=body, timeout=600).json()
     # what the engine would still owe if it kept generating the abandoned sequence
     remaining = reference["timings"]["total_seconds"] - reference["timings"]["time_to_first_token_seconds"]

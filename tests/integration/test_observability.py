@@ -115,7 +115,7 @@ def test_cancelled_and_rejected_requests_are_counted(one_slot_server):
             {"role": "user", "content": "Write a long, detailed essay about the history of computers."}
         ],
         "temperature": 0,
-        "max_tokens": 600,
+        "max_tokens": 300,
     }
     with requests.post(url + "/api/chat/stream", json=body, timeout=300, stream=True) as held:
         events = iter_events(held)  # keep it referenced: dropping it closes the connection
