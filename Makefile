@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EMBEDDED_MODEL := HuggingFaceTB/SmolLM2-135M-Instruct
 
-.PHONY: install run test lint format unit integration bench clean
+.PHONY: install run test lint format unit integration bench bench-llama llama-server dashboard clean
 
 install: $(STAMP)
 
@@ -38,6 +38,15 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/http_vs_engine.py
+
+llama-server:
+	bash bench/build_llama_server.sh
+
+bench-llama: install llama-server
+	$(BIN)/python bench/vs_llama_cpp.py
+
+dashboard: install
+	$(BIN)/python deploy/grafana/render_snapshot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
