@@ -108,7 +108,11 @@ def native_grammar(body: dict) -> Grammar | None:
 
 
 def _take_slot(llm: Any, track: RequestTrack) -> float:
-    llm.pool.check_allowed(track.request.model)  # an unknown model is 404 before any wait
+    try:
+        llm.pool.check_allowed(track.request.model)  # an unknown model is 404 before any wait
+    except ApiError as error:
+        track.finish(error=error)
+        raise
     try:
         waited = llm.limiter.acquire()
     except ApiError as error:
