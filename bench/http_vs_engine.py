@@ -9,7 +9,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ os.environ.setdefault("RUST_LOG", "warn")  # the engine logs its load to stdout;
 from app.api import sse  # noqa: E402
 from app.engine import GenerationRequest, LoadedModel, ModelPool, Sampling, open_stream  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from bench.processes import free_port, stop  # noqa: E402
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 HOST = "127.0.0.1"  # loopback only
@@ -140,22 +140,6 @@ def run_engine(model: LoadedModel, max_tokens: int) -> Run:
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM (gunicorn's graceful stop), then SIGKILL to its whole process group."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
 
 
 @contextmanager

@@ -8,8 +8,6 @@ import json
 import math
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +31,10 @@ from matplotlib.patches import FancyBboxPatch
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.processes import free_port, stop  # noqa: E402
+
 DASHBOARD = Path(__file__).with_name("llm-inference-api.json")
 DEFAULT_OUTPUT = ROOT / "docs" / "grafana-dashboard.png"
 SERVER_LOG = Path("/tmp/llm-grafana-snapshot.server.log")
@@ -103,22 +105,6 @@ class Series:
 
 
 # -- the server -----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM (gunicorn's graceful stop), then SIGKILL to its whole process group."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
 
 
 @contextmanager
@@ -142,7 +128,7 @@ def server(port: int) -> Iterator[subprocess.Popen]:
         try:
             yield process
         finally:
-            stop(process)
+            stop(process, grace=30)
 
 
 def wait_ready(process: subprocess.Popen, port: int) -> float:
