@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, jsonify
+from flask import jsonify
 from flask.views import MethodView
 
-from app.api import inference, sse
+from app.api import inference
 from app.api.base import Blueprint
+from app.api.openai_responses import ChatEncoder, ChunkWriter, chat_choice, replay, usage_object
 from app.api.openai_schemas import (
     ChatCompletionRequestSchema,
     CompletionRequestSchema,
@@ -21,8 +21,8 @@ from app.api.openai_schemas import (
     OpenAIResponseSchema,
 )
 from app.api.schemas import StreamEventSchema
-from app.engine import Chunk, Completion, GenerationRequest, Grammar, Stream, TokenLogprob, ToolCall
-from app.errors import ApiError, ModelNotFoundError, UnprocessableError, openai_envelope
+from app.engine import GenerationRequest, Grammar
+from app.errors import ModelNotFoundError, UnprocessableError
 
 blp = Blueprint("openai", __name__, url_prefix="/v1", description="OpenAI-compatible API")
 STARTED = int(time.time())
@@ -125,141 +125,6 @@ def chat_requests(body: dict) -> tuple[list[GenerationRequest], bool]:
         messages=engine_messages(body["messages"]),
     )
     return [request] * body["n"], forced is not None
-
-
-# -- response building ----------------------------------------------------------------------------
-def parse_forced_call(text: str) -> tuple[ToolCall, ...]:
-    try:
-        call = json.loads(text)
-        return (ToolCall(f"call_{uuid.uuid4().hex[:24]}", call["name"], json.dumps(call["arguments"])),)
-    except (ValueError, KeyError, TypeError):
-        return ()  # cut short by max_tokens: the text is returned as it is
-
-
-def logprobs_object(entries: tuple[TokenLogprob, ...]) -> dict:
-    return {
-        "content": [
-            {
-                "token": e.token,
-                "logprob": e.logprob,
-                "bytes": list(e.token.encode()),
-                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in e.top],
-            }
-            for e in entries
-        ]
-    }
-
-
-def tool_calls_object(calls: tuple[ToolCall, ...], with_index: bool = False) -> list[dict]:
-    out = []
-    for i, call in enumerate(calls):
-        entry = {
-            "id": call.id,
-            "type": "function",
-            "function": {"name": call.name, "arguments": call.arguments},
-        }
-        out.append({"index": i, **entry} if with_index else entry)
-    return out
-
-
-def usage_object(results: list[Any]) -> dict:
-    combined = inference.combine(results)
-    usage = combined.usage
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
-def chat_choice(index: int, result: Completion, forced: bool, logprobs: bool) -> dict:
-    calls = result.tool_calls or (parse_forced_call(result.text) if forced else ())
-    message: dict[str, Any] = {"role": "assistant", "content": None if calls else result.text}
-    if calls:
-        message["tool_calls"] = tool_calls_object(calls)
-    return {
-        "index": index,
-        "message": message,
-        "logprobs": logprobs_object(result.logprobs) if logprobs else None,
-        "finish_reason": "tool_calls" if calls else result.finish_reason,
-    }
-
-
-class ChunkWriter:
-    """OpenAI `data:` chunks of one response, ending with `data: [DONE]`."""
-
-    def __init__(self, kind: str, model: str, include_usage: bool) -> None:
-        prefix = "chatcmpl" if kind == "chat.completion.chunk" else "cmpl"
-        self.base = {
-            "id": f"{prefix}-{uuid.uuid4().hex}",
-            "object": kind,
-            "created": int(time.time()),
-            "model": model,
-        }
-        self.include_usage = include_usage
-
-    def choice(self, index: int, body: dict, finish_reason: str | None = None) -> str:
-        chunk = {**self.base, "choices": [{"index": index, **body, "finish_reason": finish_reason}]}
-        if self.include_usage:
-            chunk["usage"] = None
-        return sse.data_frame(chunk)
-
-    def close(self, results: list[Any]) -> str:
-        usage = (
-            sse.data_frame({**self.base, "choices": [], "usage": usage_object(results)})
-            if self.include_usage
-            else ""
-        )
-        return usage + sse.DONE
-
-    @staticmethod
-    def error(error: ApiError) -> str:
-        return (
-            sse.data_frame(openai_envelope(error.status, error.code, error.message, error.details)) + sse.DONE
-        )
-
-
-class ChatEncoder:
-    """Engine chunks as `chat.completion.chunk` objects."""
-
-    def __init__(self, model: str, include_usage: bool, logprobs: bool) -> None:
-        self.writer = ChunkWriter("chat.completion.chunk", model, include_usage)
-        self.logprobs = logprobs
-
-    def begin(self, count: int) -> str:
-        return "".join(
-            self.writer.choice(i, {"delta": {"role": "assistant", "content": ""}}) for i in range(count)
-        )
-
-    def chunk(self, index: int, chunk: Chunk) -> str:
-        delta: dict[str, Any] = {}
-        if chunk.text:
-            delta["content"] = chunk.text
-        if chunk.tool_calls:
-            delta["tool_calls"] = tool_calls_object(chunk.tool_calls, with_index=True)
-        frames = ""
-        if delta:
-            logprobs = logprobs_object(chunk.logprobs) if self.logprobs and chunk.logprobs else None
-            frames += self.writer.choice(index, {"delta": delta, "logprobs": logprobs})
-        if chunk.finish_reason is not None:
-            reason = "tool_calls" if chunk.tool_calls else chunk.finish_reason
-            frames += self.writer.choice(index, {"delta": {}}, reason)
-        return frames
-
-    def end(self, streams: list[Stream]) -> str:
-        return self.writer.close(streams)
-
-    def error(self, error: ApiError) -> str:
-        return self.writer.error(error)
-
-
-def replay(frames: list[str]) -> Response:
-    """A finished result sent in the streaming format (for generations the engine cannot stream)."""
-
-    def generate() -> Iterator[str]:
-        yield from frames
-
-    return Response(generate(), mimetype="text/event-stream", headers=sse.STREAM_HEADERS)
 
 
 # -- views ----------------------------------------------------------------------------------------
