@@ -26,6 +26,7 @@ os.environ.setdefault("RUST_LOG", "warn")  # the engine logs its load to stdout;
 from app.api import sse  # noqa: E402
 from app.engine import GenerationRequest, LoadedModel, ModelPool, Sampling, open_stream  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from bench import processes  # noqa: E402
 from bench.processes import free_port, stop  # noqa: E402
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -166,21 +167,7 @@ def server(port: int, log_path: Path) -> Iterator[subprocess.Popen]:
 
 def wait_ready(process: subprocess.Popen, port: int, log_path: Path) -> float:
     """Poll GET /health/ready until 200; return the seconds it took."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < READY_DEADLINE_SECONDS:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}; see {log_path}")
-        connection = http.client.HTTPConnection(HOST, port, timeout=2)
-        try:
-            connection.request("GET", "/health/ready")
-            if connection.getresponse().status == 200:
-                return time.perf_counter() - started
-        except OSError:
-            pass  # not listening yet
-        finally:
-            connection.close()
-        time.sleep(0.25)
-    raise TimeoutError(f"/health/ready not 200 within {READY_DEADLINE_SECONDS:g}s; see {log_path}")
+    return processes.wait_ready(process, port, "/health/ready", log_path, READY_DEADLINE_SECONDS)
 
 
 def sse_frames(response: http.client.HTTPResponse) -> Iterator[tuple[str, Any]]:

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.engine.catalog import embedded_model_file  # noqa: E402
+from bench import processes  # noqa: E402
 from bench.processes import free_port, stop  # noqa: E402
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -316,24 +317,8 @@ def llama_server(binary: Path, gguf: Path, threads: int, log_path: Path) -> Abst
 
 def wait_ready(server: Server, path: str) -> float:
     """Poll GET `path` until 200; return the seconds it took."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < READY_DEADLINE_SECONDS:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"{server.kind} exited with {server.process.returncode}; see {server.log_path}"
-            )
-        connection = http.client.HTTPConnection(HOST, server.port, timeout=2)
-        try:
-            connection.request("GET", path)
-            if connection.getresponse().status == 200:
-                return time.perf_counter() - started
-        except OSError:
-            pass  # not listening yet
-        finally:
-            connection.close()
-        time.sleep(0.25)
-    raise TimeoutError(
-        f"{server.kind}: {path} not 200 within {READY_DEADLINE_SECONDS:g}s; see {server.log_path}"
+    return processes.wait_ready(
+        server.process, server.port, path, server.log_path, READY_DEADLINE_SECONDS, server.kind
     )
 
 

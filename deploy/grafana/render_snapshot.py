@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench import processes  # noqa: E402
 from bench.processes import free_port, stop  # noqa: E402
 
 DASHBOARD = Path(__file__).with_name("llm-inference-api.json")
@@ -133,17 +134,7 @@ def server(port: int) -> Iterator[subprocess.Popen]:
 
 def wait_ready(process: subprocess.Popen, port: int) -> float:
     """Poll GET /health/ready until 200; return the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < READY_DEADLINE_SECONDS:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}; see {SERVER_LOG}")
-        try:
-            if get(port, "/health/ready", timeout=2)[0] == 200:
-                return time.monotonic() - started
-        except OSError:
-            pass  # not listening yet
-        time.sleep(0.5)
-    raise TimeoutError(f"/health/ready not 200 within {READY_DEADLINE_SECONDS:g}s; see {SERVER_LOG}")
+    return processes.wait_ready(process, port, "/health/ready", SERVER_LOG, READY_DEADLINE_SECONDS)
 
 
 class CpuMeter:
