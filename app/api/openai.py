@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 from flask import jsonify
@@ -12,7 +11,7 @@ from flask.views import MethodView
 
 from app.api import inference
 from app.api.base import Blueprint
-from app.api.openai_responses import ChatEncoder, ChunkWriter, chat_choice, replay, usage_object
+from app.api.openai_responses import ChatEncoder, ChunkWriter, chat_choice, replay, response_object
 from app.api.openai_schemas import (
     ChatCompletionRequestSchema,
     CompletionRequestSchema,
@@ -105,6 +104,15 @@ def forced_call_grammar(functions: list[dict], tool_choice: Any) -> Grammar | No
     return Grammar("json_schema", json.dumps(schema))
 
 
+def with_max_tokens(body: dict) -> dict:
+    """`max_completion_tokens` is OpenAI's newer name for `max_tokens`."""
+    return {**body, "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens")}
+
+
+def wants_usage(body: dict) -> bool:
+    return bool((body.get("stream_options") or {}).get("include_usage"))
+
+
 def chat_requests(body: dict) -> tuple[list[GenerationRequest], bool]:
     """The engine requests for a chat completion (one per choice), and whether a call is forced."""
     tools, tool_choice = body.get("tools") or [], body.get("tool_choice")
@@ -117,7 +125,7 @@ def chat_requests(body: dict) -> tuple[list[GenerationRequest], bool]:
         raise _invalid("response_format", "cannot be combined with a forced tool call")
     offered = () if tool_choice == "none" else tuple(json.dumps(tool) for tool in tools)
     request = inference.build_request(
-        {**body, "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens")},
+        with_max_tokens(body),
         grammar=forced or grammar,
         tools=() if forced else offered,
         logprobs=body["logprobs"],
@@ -162,7 +170,7 @@ class ChatCompletions(MethodView):
     def post(self, body: dict):
         """Chat completion; `stream: true` answers with `chat.completion.chunk` events and `[DONE]`."""
         requests, forced = chat_requests(body)
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        include_usage = wants_usage(body)
         model, logprobs = requests[0].model, body["logprobs"]
         if body["stream"] and not forced:
             encoder = ChatEncoder(model, include_usage, logprobs)
@@ -179,16 +187,7 @@ class ChatCompletions(MethodView):
                 frames.append(writer.choice(choice["index"], {"delta": delta}))
                 frames.append(writer.choice(choice["index"], {"delta": {}}, choice["finish_reason"]))
             return replay([*frames, writer.close(results)])
-        return jsonify(
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": choices,
-                "usage": usage_object(results),
-            }
-        )
+        return jsonify(response_object("chat.completion", model, choices, results))
 
 
 @blp.route("/completions")
@@ -201,14 +200,14 @@ class Completions(MethodView):
         """Text completion of a raw prompt (no chat template). The engine completes raw prompts in
         one call, so `stream: true` sends each choice's text as one chunk, then `[DONE]`."""
         request = inference.build_request(
-            {**body, "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens")},
+            with_max_tokens(body),
             prompt=body["prompt"],
             raw=True,
         )
         endpoint = "v1_completions_stream" if body["stream"] else "v1_completions"
         results = inference.run_completions([request] * body["n"], endpoint)
         if body["stream"]:
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            include_usage = wants_usage(body)
             writer = ChunkWriter("text_completion", request.model, include_usage)
             frames = []
             for i, result in enumerate(results):
@@ -219,13 +218,4 @@ class Completions(MethodView):
             {"index": i, "text": r.text, "logprobs": None, "finish_reason": r.finish_reason}
             for i, r in enumerate(results)
         ]
-        return jsonify(
-            {
-                "id": f"cmpl-{uuid.uuid4().hex}",
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": request.model,
-                "choices": choices,
-                "usage": usage_object(results),
-            }
-        )
+        return jsonify(response_object("text_completion", request.model, choices, results))

@@ -59,6 +59,22 @@ def usage_object(results: list[Any]) -> dict:
     }
 
 
+def response_id(kind: str) -> str:
+    return f"{'chatcmpl' if kind.startswith('chat.') else 'cmpl'}-{uuid.uuid4().hex}"
+
+
+def response_object(kind: str, model: str, choices: list[dict], results: list[Any]) -> dict:
+    """A whole `chat.completion` or `text_completion` object."""
+    return {
+        "id": response_id(kind),
+        "object": kind,
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": usage_object(results),
+    }
+
+
 def chat_choice(index: int, result: Completion, forced: bool, logprobs: bool) -> dict:
     calls = result.tool_calls or (parse_forced_call(result.text) if forced else ())
     message: dict[str, Any] = {"role": "assistant", "content": None if calls else result.text}
@@ -76,9 +92,8 @@ class ChunkWriter:
     """OpenAI `data:` chunks of one response, ending with `data: [DONE]`."""
 
     def __init__(self, kind: str, model: str, include_usage: bool) -> None:
-        prefix = "chatcmpl" if kind == "chat.completion.chunk" else "cmpl"
         self.base = {
-            "id": f"{prefix}-{uuid.uuid4().hex}",
+            "id": response_id(kind),
             "object": kind,
             "created": int(time.time()),
             "model": model,
