@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from app.catalog_file import CatalogEntry, CatalogError
+from app.catalog_file import load as load_catalog
 
 EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -28,6 +31,9 @@ class Settings:
     default_max_tokens: int = 512
     max_tokens_limit: int = 4096
     max_concurrent_requests: int = 10
+    max_loaded_models: int = 0
+    models_file: Path | None = None
+    catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)
     queue_timeout_seconds: float = 10.0
     worker_timeout_seconds: int = 300
     model_path: Path | None = None
@@ -59,6 +65,15 @@ class Settings:
                 f"LLM_ALLOWED_MODELS={models_raw!r} is invalid: allowed is a comma-separated list "
                 "of model ids or '*'"
             )
+        models_file = env.path("LLM_MODELS_FILE")
+        catalog: dict[str, CatalogEntry] = {}
+        if models_file is not None:
+            try:
+                catalog = load_catalog(models_file)
+            except CatalogError as error:
+                raise SettingsError(f"LLM_MODELS_FILE: {error}") from None
+        aliases = {e.alias: e.model_id for e in catalog.values() if e.alias}
+        models = tuple(dict.fromkeys(aliases.get(m, m) for m in models))
         settings = cls(
             allowed_models=models,
             allow_any_model=allow_any,
@@ -72,6 +87,9 @@ class Settings:
             max_concurrent_requests=env.integer(
                 "LLM_MAX_CONCURRENT_REQUESTS", cls.max_concurrent_requests, 1, 1024
             ),
+            max_loaded_models=env.integer("LLM_MAX_LOADED_MODELS", cls.max_loaded_models, 0, 1024),
+            models_file=models_file,
+            catalog=catalog,
             queue_timeout_seconds=env.number("LLM_QUEUE_TIMEOUT_SECONDS", cls.queue_timeout_seconds, 0, 3600),
             worker_timeout_seconds=env.integer(
                 "LLM_WORKER_TIMEOUT_SECONDS", cls.worker_timeout_seconds, 10, 86400
@@ -117,6 +135,13 @@ class Settings:
                     )
                 if not path.is_file():
                     raise SettingsError(f"{name}={str(path)!r} is invalid: allowed is a readable PEM file")
+
+    def canonical(self, name: str) -> str:
+        """The model id for a name a client used: a catalog alias, or the id itself."""
+        for entry in self.catalog.values():
+            if entry.alias == name:
+                return entry.model_id
+        return name
 
     @property
     def bind(self) -> str:

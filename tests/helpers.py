@@ -156,7 +156,7 @@ class Server:
                 response = requests.get(self.url + path, timeout=5, verify=self.verify)
                 if response.status_code in statuses:
                     return response
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # booting, or frozen by a model load
                 pass
             time.sleep(0.1)  # polling interval while the worker boots, not synchronisation
         raise AssertionError(f"{path} never answered {statuses}:\n{self.log()}")

@@ -224,25 +224,45 @@ class ErrorSchema(Schema):
 class EngineConfigSchema(Schema):
     device = fields.String()
     in_situ_quant = fields.String(allow_none=True)
+    dtype = fields.String(metadata={"description": "auto, f32, f16 or bf16."})
     max_seqs = fields.Integer()
     prefix_cache_n = fields.Integer()
+    chat_template = fields.String(metadata={"description": "model (its own) or catalog."})
+    max_context = fields.Integer(allow_none=True, metadata={"description": "Catalog context cap."})
     reasons = fields.List(fields.String())
 
 
 class ModelSourceSchema(Schema):
-    origin = fields.String(metadata={"description": "embedded, model_path, hf_cache or hub."})
-    format = fields.String(metadata={"description": "gguf or safetensors."})
-    location = fields.String(metadata={"description": "Local directory or hub repo id."})
+    origin = fields.String(
+        metadata={"description": "catalog, embedded, model_path, hf_cache or hub (downloaded)."}
+    )
+    format = fields.String(allow_none=True, metadata={"description": "gguf or safetensors."})
+    location = fields.String(metadata={"description": "Local directory, or hub repo id before download."})
+    files = fields.List(fields.String(), metadata={"description": "The GGUF file(s) loaded."})
+    revision = fields.String(allow_none=True, metadata={"description": "Snapshot commit (cache, hub)."})
+
+
+class QuantizationSchema(Schema):
+    weights = fields.String(
+        allow_none=True, metadata={"description": "The GGUF file's type (e.g. Q4_K_M), or the dtype."}
+    )
+    in_situ = fields.String(allow_none=True, metadata={"description": "Quantization applied at load."})
 
 
 class ModelSchema(Schema):
     id = fields.String()
+    alias = fields.String(allow_none=True, metadata={"description": "Catalog alias, usable as `model`."})
     state = fields.String(metadata={"description": "loaded, loading, not loaded or failed."})
     error = fields.String(allow_none=True, metadata={"description": "Why a load failed."})
     source = fields.Nested(ModelSourceSchema, allow_none=True)
+    format = fields.String(allow_none=True, metadata={"description": "gguf or safetensors."})
+    quantization = fields.Nested(QuantizationSchema, allow_none=True)
     context_length = fields.Integer(allow_none=True)
+    device = fields.String(allow_none=True, metadata={"description": "cuda or cpu, once loaded."})
     engine = fields.Nested(EngineConfigSchema, allow_none=True)
     load_seconds = fields.Float(allow_none=True)
+    loads = fields.Integer(metadata={"description": "Times loaded since start."})
+    unloads = fields.Integer(metadata={"description": "Times unloaded (LLM_MAX_LOADED_MODELS)."})
     active_streams = fields.Integer(metadata={"description": "Generations running in the engine."})
 
 

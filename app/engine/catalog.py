@@ -1,7 +1,7 @@
 """Model id -> where its weights are and in which format, following the documented resolution order.
 
-Order: the built-in entry for the embedded model, a directory under LLM_MODEL_PATH named by the id,
-the Hugging Face cache under HF_HOME (hub layout), then the hub itself (HF_ENDPOINT) unless offline.
+Order: the catalog entry (LLM_MODELS_FILE), the embedded model, a directory under LLM_MODEL_PATH named
+by the id, the Hugging Face cache under HF_HOME (hub layout), then the hub (HF_ENDPOINT) unless offline.
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ EMBEDDED_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where one model's weights are: `location` is a local directory or a hub repo id."""
+    """Where one model's weights are: `location` is a local directory, or a hub repo id (origin "hub",
+    before download)."""
 
     model_id: str
-    format: str  # "gguf" or "safetensors"
-    origin: str  # "embedded", "model_path", "hf_cache" or "hub"
+    format: str  # "gguf" or "safetensors" ("" for a hub repo not yet downloaded)
+    origin: str  # "embedded", "catalog", "model_path", "hf_cache" or "hub"
     location: str
     filenames: tuple[str, ...] = ()
+    revision: str | None = None  # the snapshot commit, for the cache and the hub
 
 
 def embedded_model_file() -> Path | None:
@@ -47,66 +49,95 @@ def hf_cache_root(settings: Settings) -> Path:
 
 
 def resolve(model_id: str, settings: Settings) -> ModelSource:
-    """Find `model_id`; raise ModelNotFoundError naming every place that was looked in."""
+    """Find `model_id` without any network access; a model that only the hub can have comes back with
+    origin "hub" (to be downloaded). Raise ModelNotFoundError naming every place looked in."""
+    entry = settings.catalog.get(model_id)
     looked: list[str] = []
-    if model_id == EMBEDDED_MODEL_ID:
+    if entry is not None and entry.path is not None:
+        looked.append(f"catalog path {entry.path}")
+        source = source_in(model_id, entry.path, entry.files, "catalog")
+        if source is not None:
+            return source
+        _not_found(model_id, looked)
+    name = entry.repo if entry is not None and entry.repo else model_id
+    files = entry.files if entry is not None else ()
+    revision = entry.revision if entry is not None and entry.revision else "main"
+    if name == EMBEDDED_MODEL_ID:
         path = embedded_model_file()
         if path is not None:
             return ModelSource(model_id, "gguf", "embedded", str(path.parent), (path.name,))
         looked.append(f"the package {EMBEDDED_PACKAGE} (not installed)")
     if settings.model_path is not None:
-        directory = settings.model_path / model_id
+        directory = settings.model_path / name
         looked.append(f"LLM_MODEL_PATH directory {directory}")
-        source = _from_directory(model_id, directory, "model_path")
+        source = source_in(model_id, directory, files, "model_path")
         if source is not None:
             return source
-    snapshot = _cached_snapshot(model_id, hf_cache_root(settings))
-    looked.append(f"Hugging Face cache {hf_cache_root(settings) / _cache_dir_name(model_id)}")
+    cache_root = hf_cache_root(settings)
+    looked.append(f"Hugging Face cache {cache_root / cache_dir_name(name)} (revision {revision})")
+    snapshot = cached_snapshot(name, cache_root, revision)
     if snapshot is not None:
-        source = _from_directory(model_id, snapshot, "hf_cache")
+        source = source_in(model_id, snapshot, files, "hf_cache", revision=snapshot.name)
         if source is not None:
             return source
     if settings.hf_hub_offline:
         looked.append("the hub (skipped: HF_HUB_OFFLINE=1)")
-    elif "/" in model_id:
-        return ModelSource(model_id, "safetensors", "hub", model_id)
+    elif "/" in name:
+        return ModelSource(model_id, "", "hub", name, files, revision)
     else:
         looked.append("the hub (skipped: not an ORG/NAME id)")
+    _not_found(model_id, looked)
+    raise AssertionError("unreachable")
+
+
+def _not_found(model_id: str, looked: list[str]) -> None:
     raise ModelNotFoundError(
         f"Model '{model_id}' was not found; looked in: " + "; ".join(looked),
         details={"model": model_id, "looked_in": looked},
     )
 
 
-def _cache_dir_name(model_id: str) -> str:
+def cache_dir_name(model_id: str) -> str:
     return "models--" + model_id.replace("/", "--")
 
 
-def _cached_snapshot(model_id: str, cache_root: Path) -> Path | None:
-    """The snapshot `refs/main` points at, in the hub cache layout; else the only snapshot."""
-    repo = cache_root / _cache_dir_name(model_id)
-    ref = repo / "refs" / "main"
+def cached_snapshot(model_id: str, cache_root: Path, revision: str = "main") -> Path | None:
+    """The snapshot for `revision` in the hub cache layout: a ref (refs/<revision>) or a commit; for
+    "main" without a ref, the only snapshot there is."""
+    repo = cache_root / cache_dir_name(model_id)
+    ref = repo / "refs" / revision
     if ref.is_file():
         snapshot = repo / "snapshots" / ref.read_text().strip()
         return snapshot if snapshot.is_dir() else None
+    if (repo / "snapshots" / revision).is_dir():
+        return repo / "snapshots" / revision
     snapshots = sorted(p for p in (repo / "snapshots").glob("*") if p.is_dir())
-    return snapshots[0] if len(snapshots) == 1 else None
+    return snapshots[0] if revision == "main" and len(snapshots) == 1 else None
 
 
-def _from_directory(model_id: str, directory: Path, origin: str) -> ModelSource | None:
-    """A GGUF file (or shards) or a safetensors layout inside `directory`."""
-    if not directory.is_dir():
+def source_in(
+    model_id: str, path: Path, files: tuple[str, ...], origin: str, revision: str | None = None
+) -> ModelSource | None:
+    """A GGUF file, or a directory holding GGUF file(s) or a safetensors layout."""
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelSource(model_id, "gguf", origin, str(path.parent), (path.name,), revision)
+    if not path.is_dir():
         return None
-    ggufs = sorted(p.name for p in directory.glob("*.gguf"))
+    if files:
+        missing = [name for name in files if not (path / name).is_file()]
+        if missing:
+            return None
+        return ModelSource(model_id, "gguf", origin, str(path), files, revision)
+    ggufs = sorted(p.name for p in path.glob("*.gguf"))
     if len(ggufs) == 1 or (ggufs and all("-of-" in name for name in ggufs)):
-        return ModelSource(model_id, "gguf", origin, str(directory), tuple(ggufs))
+        return ModelSource(model_id, "gguf", origin, str(path), tuple(ggufs), revision)
     if ggufs:
         raise ModelNotFoundError(
-            f"Model '{model_id}' is ambiguous: {directory} holds several GGUF files "
-            f"({', '.join(ggufs)}); keep one",
+            f"Model '{model_id}' is ambiguous: {path} holds several GGUF files "
+            f"({', '.join(ggufs)}); keep one, or name it with files in LLM_MODELS_FILE",
             details={"model": model_id, "files": ggufs},
         )
-    has_weights = any(directory.glob("*.safetensors"))
-    if (directory / "config.json").is_file() and has_weights:
-        return ModelSource(model_id, "safetensors", origin, str(directory))
+    has_weights = any(path.glob("*.safetensors"))
+    if (path / "config.json").is_file() and has_weights:
+        return ModelSource(model_id, "safetensors", origin, str(path), (), revision)
     return None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from app.catalog_file import CatalogEntry
 from app.engine.catalog import ModelSource
 from app.settings import Settings
 
@@ -57,22 +58,34 @@ class EngineConfig:
     max_seqs: int
     prefix_cache_n: int
     reasons: tuple[str, ...]
+    dtype: str = "auto"
+    chat_template: str | None = None  # a Jinja file, or the template text (catalog)
+    max_context: int | None = None  # a cap below the model's own context length (catalog)
 
     def as_dict(self) -> dict:
         return {
             "device": self.device,
             "in_situ_quant": self.in_situ_quant,
+            "dtype": self.dtype,
             "max_seqs": self.max_seqs,
             "prefix_cache_n": self.prefix_cache_n,
+            "chat_template": "catalog" if self.chat_template else "model",
+            "max_context": self.max_context,
             "reasons": list(self.reasons),
         }
 
 
-def choose_config(settings: Settings, source: ModelSource, device: str, why: str) -> EngineConfig:
-    """Fastest measured settings per device unless LLM_IN_SITU_QUANT / LLM_MAX_SEQS override them."""
+def choose_config(
+    settings: Settings, source: ModelSource, device: str, why: str, entry: CatalogEntry | None = None
+) -> EngineConfig:
+    """Fastest measured settings per device unless the model's catalog entry, LLM_IN_SITU_QUANT or
+    LLM_MAX_SEQS override them (in that order)."""
     reasons = [f"device {device}: {why}"]
     isq_setting = settings.in_situ_quant
-    if isq_setting.lower() == "none":
+    if entry is not None and entry.in_situ_quant:
+        isq = None if entry.in_situ_quant == "none" else entry.in_situ_quant
+        isq_reason = f"in-situ quantization {entry.in_situ_quant} (catalog entry)"
+    elif isq_setting.lower() == "none":
         isq, isq_reason = None, "in-situ quantization off (LLM_IN_SITU_QUANT=none)"
     elif isq_setting.lower() != "auto":
         isq, isq_reason = isq_setting, f"in-situ quantization {isq_setting} (LLM_IN_SITU_QUANT)"
@@ -82,7 +95,9 @@ def choose_config(settings: Settings, source: ModelSource, device: str, why: str
     else:
         isq, isq_reason = None, "weights run in their own type on CUDA"
     reasons.append(isq_reason)
-    if settings.max_seqs:
+    if entry is not None and entry.max_seqs:
+        max_seqs, seq_reason = entry.max_seqs, f"max_seqs {entry.max_seqs} (catalog entry)"
+    elif settings.max_seqs:
         max_seqs, seq_reason = settings.max_seqs, f"max_seqs {settings.max_seqs} (LLM_MAX_SEQS)"
     elif device == "cpu":
         max_seqs, seq_reason = 1, "max_seqs 1: batched decoding fails inside the engine on CPU"
@@ -99,4 +114,15 @@ def choose_config(settings: Settings, source: ModelSource, device: str, why: str
         reasons.append("prefix cache off (LLM_PREFIX_CACHE_N=0)")
     if device == "cpu":
         reasons.append(f"engine threads: all {os.cpu_count()} cores (the engine's default, fastest measured)")
-    return EngineConfig(device, isq, max_seqs, settings.prefix_cache_n, tuple(reasons))
+    dtype = entry.dtype if entry is not None and entry.dtype else "auto"
+    if dtype != "auto":
+        reasons.append(f"dtype {dtype} (catalog entry)")
+    template = entry.chat_template if entry is not None else None
+    if template:
+        reasons.append("chat template from the catalog entry")
+    max_context = entry.max_context if entry is not None else None
+    if max_context:
+        reasons.append(f"context capped at {max_context} tokens (catalog entry)")
+    return EngineConfig(
+        device, isq, max_seqs, settings.prefix_cache_n, tuple(reasons), dtype, template, max_context
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from app.engine.engine_errors import translate_error
@@ -17,7 +18,7 @@ from app.engine.offload import gevent_active, run_blocking
 from app.engine.pool import LoadedModel
 from app.engine.pump import DirectSource, PumpedSource
 from app.engine.types import Chunk, Completion, GenerationRequest, Timings, Usage
-from app.errors import BadRequestError
+from app.errors import BadRequestError, ContextTooLongError
 
 
 # -- streams --------------------------------------------------------------------------------------
@@ -118,6 +119,7 @@ def open_stream(model: LoadedModel, request: GenerationRequest, prime: bool = Tr
             "completion); use POST /api/generate for raw prompts",
             details={"field": "raw"},
         )
+    request = fit_context(model, request)
     engine_request = to_engine_chat_request(request)
     try:
         with model.submit_lock:
@@ -128,6 +130,31 @@ def open_stream(model: LoadedModel, request: GenerationRequest, prime: bool = Tr
     if prime:
         stream.prime()
     return stream
+
+
+def fit_context(model: LoadedModel, request: GenerationRequest) -> GenerationRequest:
+    """Enforce a catalog context cap (max_context) below the model's own: a prompt that fills it is
+    refused; max_tokens is cut so that prompt and completion fit. Without a cap the engine checks."""
+    cap = model.config.max_context
+    if not cap or cap != model.context_length:
+        return request
+    text = (
+        request.prompt
+        if request.prompt is not None
+        else "".join(m.get("content", "") for m in request.messages)
+    )
+    with model.submit_lock:
+        tokens = len(run_blocking(model.runner.tokenize_text, text, True, None))
+    if tokens >= cap:
+        measured = "is" if request.raw else "is at least"
+        raise ContextTooLongError(
+            f"The prompt {measured} {tokens} tokens, more than the model's context length of {cap} "
+            "tokens; shorten it",
+            details={"prompt_tokens": tokens, "context_length": cap},
+        )
+    if tokens + request.sampling.max_tokens <= cap:
+        return request
+    return replace(request, sampling=replace(request.sampling, max_tokens=cap - tokens))
 
 
 def complete(model: LoadedModel, request: GenerationRequest) -> Completion:
@@ -154,6 +181,7 @@ def collect(stream: Stream) -> Completion:
 def _complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
     """Raw prompts skip the chat template; the engine offers them only as one blocking call."""
     started = time.perf_counter()
+    request = fit_context(model, request)
     engine_request = to_engine_completion_request(request)
     try:
         with model.submit_lock:

@@ -1,19 +1,24 @@
-"""Loaded models and their state: loading at start or on first use, readiness, lookup."""
+"""Loaded models and their state: loading at start or on first use, unloading past the bound,
+readiness, lookup."""
 
 from __future__ import annotations
 
+import gc
 import logging
+import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from app.engine import catalog
+from app.engine import catalog, hub
 from app.engine.catalog import ModelSource
 from app.engine.device import EngineConfig, choose_config, detect_device
 from app.engine.offload import run_blocking, spawn_background
-from app.errors import ModelNotFoundError, ModelNotReadyError
+from app.errors import ApiError, ModelNotFoundError, ModelNotReadyError, OverloadedError
 from app.settings import EMBEDDED_MODEL_ID, Settings
 
 logger = logging.getLogger(__name__)
@@ -38,94 +43,182 @@ class LoadedModel:
 @dataclass
 class ModelEntry:
     model_id: str
+    alias: str | None = None
     state: str = NOT_LOADED
     source: ModelSource | None = None
     error: str | None = None
+    failure: Exception | None = None
     loaded: LoadedModel | None = None
+    startup: bool = False  # being loaded by the worker's start (requests get 503 until it ends)
+    loads: int = 0
+    attempts: int = 0
+    unloads: int = 0
+    last_used: float = 0.0
     load_lock: Any = field(default_factory=lambda: threading.Lock())
 
+    @property
+    def idle(self) -> bool:
+        return self.state == LOADED and self.loaded is not None and self.loaded.active_streams == 0
+
     def describe(self) -> dict:
-        info: dict[str, Any] = {"id": self.model_id, "state": self.state, "error": self.error}
+        info: dict[str, Any] = {
+            "id": self.model_id,
+            "alias": self.alias,
+            "state": self.state,
+            "error": self.error,
+        }
         source = self.source
         info["source"] = (
-            {"origin": source.origin, "format": source.format, "location": source.location}
+            {
+                "origin": source.origin,
+                "format": source.format or None,
+                "location": source.location,
+                "files": list(source.filenames),
+                "revision": source.revision,
+            }
             if source
             else None
         )
         loaded = self.loaded
+        info["format"] = source.format or None if source else None
+        info["quantization"] = _quantization(source, loaded.config if loaded else None)
         info["context_length"] = loaded.context_length if loaded else None
+        info["device"] = loaded.config.device if loaded else None
         info["engine"] = loaded.config.as_dict() if loaded else None
         info["load_seconds"] = round(loaded.load_seconds, 3) if loaded else None
+        info["loads"], info["unloads"] = self.loads, self.unloads
         info["active_streams"] = loaded.active_streams if loaded else 0
         return info
 
 
 RunnerFactory = Callable[[ModelSource, EngineConfig], Any]
 
+_DTYPES = {"auto": "Auto", "f32": "F32", "f16": "F16", "bf16": "BF16"}
+_GGUF_TYPE = re.compile(r"(?i)(?:^|[.-])((?:I?Q\d(?:_[A-Z0-9]+)*)|BF16|F16|F32)(?:[.-]|$)")
+
+
+def _quantization(source: ModelSource | None, config: EngineConfig | None) -> dict | None:
+    """The weights' own type (a GGUF's from its file name; a safetensors model's dtype) and the
+    in-situ quantization applied at load."""
+    if source is None or not source.format:
+        return None
+    weights = None
+    if source.format == "gguf" and source.filenames:
+        match = _GGUF_TYPE.search(source.filenames[0].removesuffix(".gguf"))
+        weights = match.group(1).upper() if match else "gguf"
+    elif config is not None:
+        weights = config.dtype
+    return {"weights": weights, "in_situ": config.in_situ_quant if config else None}
+
 
 def create_runner(source: ModelSource, config: EngineConfig) -> Any:
-    """Load weights into a mistralrs Runner (the only place that constructs one)."""
+    """Load weights into a mistralrs Runner (the only place that constructs one). Every source is a
+    local path by now, so the engine never reaches for the network."""
     import mistralrs
 
+    dtype = getattr(mistralrs.ModelDType, _DTYPES[config.dtype])
     if source.format == "gguf":
         which = mistralrs.Which.GGUF(
-            quantized_model_id=source.location, quantized_filename=list(source.filenames)
+            quantized_model_id=source.location, quantized_filename=list(source.filenames), dtype=dtype
         )
     else:
-        which = mistralrs.Which.Plain(model_id=source.location)
+        which = mistralrs.Which.Plain(model_id=source.location, dtype=dtype)
     return mistralrs.Runner(
         which=which,
         max_seqs=config.max_seqs,
         prefix_cache_n=config.prefix_cache_n,
         in_situ_quant=config.in_situ_quant,
-        token_source="cache" if source.origin == "hub" else "none",
+        token_source="none",
+        jinja_explicit=_template_file(config.chat_template),
     )
 
 
+def _template_file(template: str | None) -> str | None:
+    """The engine reads a template from a file: the catalog's file, or its text written to one."""
+    if template is None or ("{%" not in template and "{{" not in template):
+        return template  # a file (checked when the catalog was read)
+    with tempfile.NamedTemporaryFile("w", suffix=".jinja", prefix="chat-template-", delete=False) as handle:
+        handle.write(template)
+    return handle.name
+
+
 class ModelPool:
-    """Every allowed model's entry; explicit lists load at start, '*' loads on first request."""
+    """Every allowed model's entry: an explicit list loads at start (up to LLM_MAX_LOADED_MODELS),
+    anything else loads on first request; past the bound the least recently used idle model goes."""
 
     def __init__(self, settings: Settings, runner_factory: RunnerFactory = create_runner) -> None:
         self.settings = settings
         self._runner_factory = runner_factory
-        self._entries: dict[str, ModelEntry] = {m: ModelEntry(m) for m in settings.allowed_models}
+        names = list(settings.allowed_models)
+        if settings.allow_any_model:
+            names += [m for m in settings.catalog if m not in names]
+        self._entries: dict[str, ModelEntry] = {m: self._new_entry(m) for m in names}
         self._entries_lock = threading.Lock()
         self.device, self.device_reason = detect_device()
         self.started = False
 
+    def _new_entry(self, model_id: str) -> ModelEntry:
+        entry = self.settings.catalog.get(model_id)
+        return ModelEntry(model_id, alias=entry.alias if entry else None)
+
+    @property
+    def startup_models(self) -> list[str]:
+        """The listed models loaded at start: all of them, or the first LLM_MAX_LOADED_MODELS."""
+        listed = list(self.settings.allowed_models)
+        bound = self.settings.max_loaded_models
+        return listed[:bound] if bound else listed
+
     # -- start-up -------------------------------------------------------------------------------
     def start(self) -> None:
-        """Begin loading every listed model in the background (call in the serving process)."""
+        """Begin loading the start-up models in the background (call in the serving process)."""
         self.started = True
         logger.info("engine device: %s (%s)", self.device, self.device_reason)
-        for entry in self._entries.values():
-            entry.state = LOADING
-        if self._entries:
+        for model_id in self.startup_models:
+            entry = self._entries[model_id]
+            entry.state, entry.startup = LOADING, True
+        if self.startup_models:
             spawn_background(self.load_all)
 
     def load_all(self) -> None:
         self.started = True
-        for entry in list(self._entries.values()):
-            self._load(entry)
+        for model_id in self.startup_models:
+            entry = self._entries[model_id]
+            entry.startup = True
+            try:
+                self._load(entry)
+            finally:
+                entry.startup = False
 
-    def _load(self, entry: ModelEntry) -> None:
+    def _load(self, entry: ModelEntry, attempts_seen: int | None = None) -> None:
+        """Load `entry` unless it is loaded, or (given `attempts_seen`) another request's attempt
+        ended while this one waited: concurrent first requests share one load and its outcome."""
         with entry.load_lock:
-            if entry.state == LOADED:
+            if entry.state == LOADED or (attempts_seen is not None and entry.attempts != attempts_seen):
                 return
-            entry.state, entry.error = LOADING, None
+            self._make_room(entry)
+            entry.attempts += 1
+            entry.state, entry.error, entry.failure = LOADING, None, None
             started = time.perf_counter()
             try:
-                entry.source = catalog.resolve(entry.model_id, self.settings)
-                config = choose_config(self.settings, entry.source, self.device, self.device_reason)
+                entry.source = self._locate(entry)
+                config = choose_config(
+                    self.settings,
+                    entry.source,
+                    self.device,
+                    self.device_reason,
+                    self.settings.catalog.get(entry.model_id),
+                )
                 runner = run_blocking(self._runner_factory, entry.source, config)
                 context_length = run_blocking(runner.max_sequence_length)
             except Exception as error:  # any load failure is reported, never fatal to the worker
-                entry.state, entry.error = FAILED, _one_line(error)
+                entry.state, entry.error, entry.failure = FAILED, _one_line(error), error
                 logger.error("model %s failed to load: %s", entry.model_id, entry.error)
                 return
+            if config.max_context and (context_length is None or config.max_context < context_length):
+                context_length = config.max_context
             seconds = time.perf_counter() - started
             entry.loaded = LoadedModel(entry.model_id, runner, entry.source, config, context_length, seconds)
-            entry.state = LOADED
+            entry.state, entry.loads, entry.last_used = LOADED, entry.loads + 1, time.monotonic()
             logger.info(
                 "model %s loaded in %.2fs from %s (%s); %s",
                 entry.model_id,
@@ -135,6 +228,65 @@ class ModelPool:
                 "; ".join(config.reasons),
             )
 
+    def _locate(self, entry: ModelEntry) -> ModelSource:
+        """Resolve the model; a model only the hub has is downloaded into the cache first."""
+        source = catalog.resolve(entry.model_id, self.settings)
+        if source.origin != "hub":
+            return source
+        entry.source = source
+        logger.info("model %s: downloading %s from %s", entry.model_id, source.location, self._hub_name)
+        snapshot = run_blocking(
+            partial(
+                hub.download,
+                source.location,
+                self.settings,
+                revision=source.revision or "main",
+                files=source.filenames,
+            )
+        )
+        found = catalog.source_in(entry.model_id, snapshot, source.filenames, "hub", snapshot.name)
+        if found is None:
+            raise ModelNotFoundError(
+                f"Model '{entry.model_id}': the download of {source.location} holds no model",
+                details={"model": entry.model_id},
+            )
+        return found
+
+    @property
+    def _hub_name(self) -> str:
+        return self.settings.hf_endpoint or "the public hub"
+
+    def _make_room(self, entry: ModelEntry) -> None:
+        """Unload least recently used idle models until `entry` fits under LLM_MAX_LOADED_MODELS."""
+        bound = self.settings.max_loaded_models
+        if not bound:
+            return
+        with self._entries_lock:
+            resident = [e for e in self._entries.values() if e is not entry and e.state in (LOADED, LOADING)]
+            while len(resident) >= bound:
+                idle = [e for e in resident if e.idle]
+                if not idle:
+                    raise OverloadedError(
+                        f"Model '{entry.model_id}' cannot load now: {bound} models are loaded "
+                        "(LLM_MAX_LOADED_MODELS) and all are busy or loading; retry shortly",
+                        details={"model": entry.model_id, "max_loaded_models": bound},
+                        headers={"Retry-After": "2"},
+                    )
+                victim = min(idle, key=lambda e: e.last_used)
+                self._unload(victim, f"to make room for {entry.model_id}")
+                resident.remove(victim)
+
+    def _unload(self, entry: ModelEntry, why: str) -> None:
+        """Drop the model's runner; the engine frees its memory when the last reference goes."""
+        entry.loaded, entry.state, entry.unloads = None, NOT_LOADED, entry.unloads + 1
+        gc.collect()
+        logger.info(
+            "model %s unloaded (least recently used, LLM_MAX_LOADED_MODELS=%d) %s",
+            entry.model_id,
+            self.settings.max_loaded_models,
+            why,
+        )
+
     # -- requests -------------------------------------------------------------------------------
     @property
     def allowed(self) -> list[str]:
@@ -143,51 +295,63 @@ class ModelPool:
     def default_model(self) -> str:
         return self.settings.allowed_models[0] if self.settings.allowed_models else EMBEDDED_MODEL_ID
 
-    def knows(self, model_id: str) -> bool:
+    def knows(self, name: str) -> bool:
         """An allowed model, or one seen under '*' (so client-chosen names never become labels)."""
-        return model_id in self._entries
+        return self.settings.canonical(name) in self._entries
 
-    def check_allowed(self, model_id: str) -> None:
+    def check_allowed(self, name: str | None) -> None:
+        model_id = self.settings.canonical(name) if name else self.default_model()
         if not self.settings.allow_any_model and model_id not in self._entries:
             raise ModelNotFoundError(
-                f"Model '{model_id}' is not allowed; allowed models: {', '.join(self.allowed)}",
-                details={"model": model_id, "allowed": self.allowed},
+                f"Model '{name}' is not allowed; allowed models: {', '.join(self.allowed)}",
+                details={"model": name, "allowed": self.allowed},
             )
 
-    def acquire(self, model_id: str | None) -> LoadedModel:
-        """The loaded model for a request; loads it first under '*'; raises 404 or 503."""
-        model_id = model_id or self.default_model()
+    def acquire(self, name: str | None) -> LoadedModel:
+        """The loaded model for a request (by id or catalog alias). A model that is not loaded is
+        loaded now, unless the worker's start is still loading it (503, retry)."""
+        model_id = self.settings.canonical(name) if name else self.default_model()
         self.check_allowed(model_id)
-        entry = self._entries.get(model_id)
-        if entry is None:
-            with self._entries_lock:
-                entry = self._entries.setdefault(model_id, ModelEntry(model_id))
+        with self._entries_lock:
+            entry = self._entries.get(model_id)
+            if entry is None:
+                entry = self._entries.setdefault(model_id, self._new_entry(model_id))
+        entry.last_used = time.monotonic()
         if entry.state == LOADED and entry.loaded is not None:
             return entry.loaded
-        if self.settings.allow_any_model and model_id not in self.settings.allowed_models:
-            self._load(entry)
-            if entry.state == LOADED and entry.loaded is not None:
-                return entry.loaded
-            if entry.error and entry.error.startswith("Model '"):
-                # not resolvable anywhere: forget it so the listing stays about real models
-                with self._entries_lock:
-                    self._entries.pop(model_id, None)
-                raise ModelNotFoundError(entry.error, details={"model": model_id})
-        if entry.state == FAILED:
+        listed = model_id in self.settings.allowed_models
+        if entry.state == LOADING and entry.startup:
+            raise ModelNotReadyError(
+                f"Model '{model_id}' is loading; retry shortly",
+                details={"model": model_id, "state": entry.state},
+                headers={"Retry-After": "2"},
+            )
+        if entry.state == FAILED and listed:
             raise ModelNotReadyError(
                 f"Model '{model_id}' failed to load: {entry.error}",
                 details={"model": model_id, "state": entry.state},
             )
+        self._load(entry, entry.attempts)  # waits for a load in progress, or loads now
+        if entry.state == LOADED and entry.loaded is not None:
+            entry.last_used = time.monotonic()
+            return entry.loaded
+        if isinstance(entry.failure, ModelNotFoundError):
+            if not listed and model_id not in self.settings.catalog:
+                with self._entries_lock:  # not resolvable anywhere: keep the listing about real models
+                    self._entries.pop(model_id, None)
+            raise entry.failure
+        if isinstance(entry.failure, ApiError):
+            raise entry.failure
         raise ModelNotReadyError(
-            f"Model '{model_id}' is {entry.state}; retry shortly",
+            f"Model '{model_id}' failed to load: {entry.error}",
             details={"model": model_id, "state": entry.state},
-            headers={"Retry-After": "2"},
         )
 
     def readiness(self) -> tuple[bool, dict]:
-        """Ready when every listed model is loaded (and at once under '*')."""
-        listed = [self._entries[m] for m in self.settings.allowed_models]
-        waiting = [e.model_id for e in listed if e.state in (NOT_LOADED, LOADING)]
+        """Ready when every start-up model has loaded (at once under '*'); one unloaded since to make
+        room (LLM_MAX_LOADED_MODELS) loads again on its next request and keeps the worker ready."""
+        listed = [self._entries[m] for m in self.startup_models]
+        waiting = [e.model_id for e in listed if e.state in (NOT_LOADED, LOADING) and not e.loads]
         failed = {e.model_id: e.error for e in listed if e.state == FAILED}
         if not self.started and listed:
             return False, {"reason": "models have not started loading", "loading": waiting}
@@ -204,5 +368,7 @@ class ModelPool:
 
 
 def _one_line(error: BaseException) -> str:
+    if isinstance(error, ApiError):
+        return error.message
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__

@@ -31,8 +31,11 @@ def test_llms_reports_the_embedded_model_on_cpu(server):
     assert model["engine"] == {
         "device": "cpu",
         "in_situ_quant": "Q8_0",
+        "dtype": "auto",
         "max_seqs": 1,
         "prefix_cache_n": 16,
+        "chat_template": "model",
+        "max_context": None,
         "reasons": model["engine"]["reasons"],
     }
     assert model["load_seconds"] > 0
