@@ -79,7 +79,7 @@ class _EntrySchema(Schema):
     path = fields.String(validate=validate.Length(min=1))
     repo = fields.String(validate=validate.Regexp(r"^[\w.-]+/[\w.-]+$", error="must be ORG/NAME"))
     revision = fields.String(validate=validate.Length(min=1))
-    files = fields.List(fields.String(validate=validate.Regexp(r"\.gguf$", error="must end in .gguf")))
+    files = fields.List(fields.String(validate=validate.Regexp(r"^.+\.gguf$", error="must end in .gguf")))
     chat_template = fields.String(validate=validate.Length(min=1))
     dtype = fields.String(validate=validate.OneOf(DTYPES))
     in_situ_quant = fields.String(validate=validate.OneOf(ISQ_TYPES))

@@ -51,7 +51,7 @@ class ModelEntry:
     loaded: LoadedModel | None = None
     startup: bool = False  # being loaded by the worker's start (requests get 503 until it ends)
     loads: int = 0
-    attempts: int = 0
+    attempts_done: int = 0  # load attempts that have ended, successful or not
     unloads: int = 0
     last_used: float = 0.0
     load_lock: Any = field(default_factory=lambda: threading.Lock())
@@ -193,40 +193,45 @@ class ModelPool:
         """Load `entry` unless it is loaded, or (given `attempts_seen`) another request's attempt
         ended while this one waited: concurrent first requests share one load and its outcome."""
         with entry.load_lock:
-            if entry.state == LOADED or (attempts_seen is not None and entry.attempts != attempts_seen):
+            if entry.state == LOADED or (attempts_seen is not None and entry.attempts_done != attempts_seen):
                 return
             self._make_room(entry)
-            entry.attempts += 1
-            entry.state, entry.error, entry.failure = LOADING, None, None
-            started = time.perf_counter()
             try:
-                entry.source = self._locate(entry)
-                config = choose_config(
-                    self.settings,
-                    entry.source,
-                    self.device,
-                    self.device_reason,
-                    self.settings.catalog.get(entry.model_id),
-                )
-                runner = run_blocking(self._runner_factory, entry.source, config)
-                context_length = run_blocking(runner.max_sequence_length)
-            except Exception as error:  # any load failure is reported, never fatal to the worker
-                entry.state, entry.error, entry.failure = FAILED, _one_line(error), error
-                logger.error("model %s failed to load: %s", entry.model_id, entry.error)
-                return
-            if config.max_context and (context_length is None or config.max_context < context_length):
-                context_length = config.max_context
-            seconds = time.perf_counter() - started
-            entry.loaded = LoadedModel(entry.model_id, runner, entry.source, config, context_length, seconds)
-            entry.state, entry.loads, entry.last_used = LOADED, entry.loads + 1, time.monotonic()
-            logger.info(
-                "model %s loaded in %.2fs from %s (%s); %s",
-                entry.model_id,
-                seconds,
-                entry.source.origin,
-                entry.source.location,
-                "; ".join(config.reasons),
+                self._load_now(entry)
+            finally:
+                entry.attempts_done += 1
+
+    def _load_now(self, entry: ModelEntry) -> None:
+        entry.state, entry.error, entry.failure = LOADING, None, None
+        started = time.perf_counter()
+        try:
+            entry.source = self._locate(entry)
+            config = choose_config(
+                self.settings,
+                entry.source,
+                self.device,
+                self.device_reason,
+                self.settings.catalog.get(entry.model_id),
             )
+            runner = run_blocking(self._runner_factory, entry.source, config)
+            context_length = run_blocking(runner.max_sequence_length)
+        except Exception as error:  # any load failure is reported, never fatal to the worker
+            entry.state, entry.error, entry.failure = FAILED, _one_line(error), error
+            logger.error("model %s failed to load: %s", entry.model_id, entry.error)
+            return
+        if config.max_context and (context_length is None or config.max_context < context_length):
+            context_length = config.max_context
+        seconds = time.perf_counter() - started
+        entry.loaded = LoadedModel(entry.model_id, runner, entry.source, config, context_length, seconds)
+        entry.state, entry.loads, entry.last_used = LOADED, entry.loads + 1, time.monotonic()
+        logger.info(
+            "model %s loaded in %.2fs from %s (%s); %s",
+            entry.model_id,
+            seconds,
+            entry.source.origin,
+            entry.source.location,
+            "; ".join(config.reasons),
+        )
 
     def _locate(self, entry: ModelEntry) -> ModelSource:
         """Resolve the model; a model only the hub has is downloaded into the cache first."""
@@ -331,7 +336,7 @@ class ModelPool:
                 f"Model '{model_id}' failed to load: {entry.error}",
                 details={"model": model_id, "state": entry.state},
             )
-        self._load(entry, entry.attempts)  # waits for a load in progress, or loads now
+        self._load(entry, entry.attempts_done)  # waits for a load in progress, or loads now
         if entry.state == LOADED and entry.loaded is not None:
             entry.last_used = time.monotonic()
             return entry.loaded

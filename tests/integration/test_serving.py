@@ -39,6 +39,25 @@ def test_bad_configuration_stops_the_start_with_one_line(tmp_path, overrides, va
     assert lines[0].startswith(f"configuration error: {variable}")
 
 
+def test_a_bad_catalog_stops_the_start_naming_file_entry_and_reason(tmp_path):
+    catalog = tmp_path / "models.yaml"
+    catalog.write_text("models:\n  acme/m:\n    in_situ_quant: Q9\n")
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    result = subprocess.run(
+        [gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=server_env(tmp_path, LLM_MODELS_FILE=str(catalog)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    prefix = f"configuration error: LLM_MODELS_FILE: {catalog}: entry 'acme/m': in_situ_quant: Must be one of"
+    assert lines[0].startswith(prefix) and "Q4K" in lines[0]
+
+
 def test_https_with_a_certificate_the_test_makes(tmp_path):
     authority = trustme.CA()
     certificate = authority.issue_cert("127.0.0.1", "localhost")
