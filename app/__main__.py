@@ -113,10 +113,11 @@ def available_models(settings: Settings) -> list[dict]:
     offline = _offline(settings)
     candidates = [*settings.catalog, EMBEDDED_MODEL_ID]
     if settings.model_path is not None and settings.model_path.is_dir():
+        directories = [*settings.model_path.glob("*"), *settings.model_path.glob("*/*")]
         candidates += sorted(
             str(p.relative_to(settings.model_path))
-            for p in settings.model_path.glob("*/*")
-            if p.is_dir() or p.suffix == ".gguf"
+            for p in directories
+            if p.is_dir() and (any(p.glob("*.gguf")) or (p / "config.json").is_file())
         )
     cache_root = catalog.hf_cache_root(settings)
     candidates += sorted(
