@@ -145,7 +145,13 @@ def test_two_models_serve_interleaved_requests_with_their_own_output(multi_serve
         results = list(executor.map(lambda m: _stream_text(multi_server, m, prompts[m]), order))
     for model, (text, _, _) in zip(order, results, strict=True):
         assert text == alone[model], model  # greedy: the same text alone and side by side
-    (_, smol_first, smol_last), (_, gemma_first, gemma_last) = results[0], results[1]
+    # each model's busy span (its engine queues its own requests): the two spans overlap
+    by_model = [(m, r) for m, r in zip(order, results, strict=True)]
+    spans = {
+        model: (min(r[1] for m, r in by_model if m == model), max(r[2] for m, r in by_model if m == model))
+        for model in prompts
+    }
+    (smol_first, smol_last), (gemma_first, gemma_last) = spans[EMBEDDED], spans["gemma"]
     assert smol_first < gemma_last and gemma_first < smol_last  # both were generating at once
 
 
