@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--json", action="store_true", help="one JSON document instead of a table")
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env({"LLM_ALLOWED_MODELS": "*", **os.environ})
+        # the serving variables (TLS, ...) may name files of the target host: not needed here
+        settings = Settings.from_env({"LLM_ALLOWED_MODELS": "*", **os.environ, "SERVER_SSL_ENABLED": "false"})
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
@@ -51,11 +52,17 @@ def _pull(settings: Settings, name: str, revision: str | None, files: tuple[str,
         return 1
     model_id = settings.canonical(name)
     entry = settings.catalog.get(model_id)
+    if entry is not None and entry.path is not None:
+        print(
+            f"error: '{name}' is a local path in LLM_MODELS_FILE ({entry.path}); nothing to pull",
+            file=sys.stderr,
+        )
+        return 1
     repo = entry.repo if entry is not None and entry.repo else model_id
     revision = revision or (entry.revision if entry is not None else None) or "main"
     files = files or (entry.files if entry is not None else ())
     try:
-        snapshot = hub.download(repo, settings, revision=revision, files=files, progress=True)
+        snapshot, _ = hub.download(repo, settings, revision=revision, files=files, progress=True)
     except ApiError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1

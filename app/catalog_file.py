@@ -155,6 +155,8 @@ def _entry(path: Path, model_id: str, body: Any) -> CatalogEntry:
             raise CatalogError(f"{where}: path {local} is a file but not a .gguf file")
         if local.is_file() and data.get("files"):
             raise CatalogError(f"{where}: files is for a directory or repo; path already names the file")
+        if local.is_dir():
+            _check_directory(where, local, tuple(data.get("files", ())))
     template = data.get("chat_template")
     entry = CatalogEntry(
         model_id=model_id,
@@ -176,8 +178,24 @@ def _entry(path: Path, model_id: str, body: Any) -> CatalogEntry:
             raise CatalogError(
                 f"{where}: chat_template {file} does not exist (give a file, or the template text)"
             )
+        if file.suffix != ".jinja":
+            raise CatalogError(f"{where}: chat_template {file} must be a .jinja file")
         entry = replace(entry, chat_template=str(file))
     return entry
+
+
+def _check_directory(where: str, directory: Path, files: tuple[str, ...]) -> None:
+    """A catalog directory must hold what the engine loads: the named files, or a model."""
+    missing = [name for name in files if not (directory / name).is_file()]
+    if missing:
+        raise CatalogError(f"{where}: files {', '.join(missing)} not found in {directory}")
+    has_model = any(directory.glob("*.gguf")) or (
+        (directory / "config.json").is_file() and any(directory.glob("*.safetensors"))
+    )
+    if not files and not has_model:
+        raise CatalogError(
+            f"{where}: path {directory} holds no model (a .gguf file, or config.json and *.safetensors)"
+        )
 
 
 def _first_message(messages: Any, prefix: str = "") -> str:

@@ -162,6 +162,7 @@ def run_completions(requests: list[GenerationRequest], endpoint: str) -> list[Co
     llm = services()
     track = RequestTrack(llm, endpoint, requests[0], http_request.environ)
     waited = _take_slot(llm, track)
+    model = None
     try:
         model = llm.pool.acquire(requests[0].model)
         if requests[0].raw:
@@ -177,6 +178,8 @@ def run_completions(requests: list[GenerationRequest], endpoint: str) -> list[Co
         track.finish(error=error)
         raise
     finally:
+        if model is not None:
+            llm.pool.release(model)
         llm.limiter.release()
     for result in results:
         result.timings.queue_seconds = waited
@@ -216,6 +219,7 @@ def stream_response(requests: list[GenerationRequest], encoder: StreamEncoder, e
     track = RequestTrack(llm, endpoint, requests[0], http_request.environ)
     waited = _take_slot(llm, track)
     streams: list[Stream] = []
+    model = None
     try:
         model = llm.pool.acquire(requests[0].model)
         for i, request in enumerate(requests):
@@ -223,6 +227,8 @@ def stream_response(requests: list[GenerationRequest], encoder: StreamEncoder, e
     except BaseException as error:
         for stream in streams:
             stream.close()
+        if model is not None:
+            llm.pool.release(model)
         llm.limiter.release()
         track.finish(error=error)
         raise
@@ -238,6 +244,7 @@ def stream_response(requests: list[GenerationRequest], encoder: StreamEncoder, e
         track.finish(combine(streams), GeneratorExit())  # no-op when the stream already finished
         if not released:
             released = True
+            llm.pool.release(model)
             llm.limiter.release()
 
     def events() -> Iterator[str]:

@@ -156,7 +156,7 @@ class ModelDetail(MethodView):
     def get(self, model_id: str):
         """One model."""
         pool = inference.services().pool
-        if model_id not in {m["id"] for m in pool.describe()}:
+        if pool.settings.canonical(model_id) not in {m["id"] for m in pool.describe()}:
             raise ModelNotFoundError(f"The model '{model_id}' does not exist", details={"model": model_id})
         return model_object(model_id)
 

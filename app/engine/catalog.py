@@ -7,6 +7,7 @@ by the id, the Hugging Face cache under HF_HOME (hub layout), then the hub (HF_E
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,14 @@ def _not_found(model_id: str, looked: list[str]) -> None:
     )
 
 
+_SHARD = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
+
+
+def gguf_models(names: list[str]) -> set[str]:
+    """The models among GGUF file names: the shards of one model (NAME-00001-of-00003.gguf) count once."""
+    return {_SHARD.sub("", name) for name in names}
+
+
 def cache_dir_name(model_id: str) -> str:
     return "models--" + model_id.replace("/", "--")
 
@@ -129,7 +138,7 @@ def source_in(
             return None
         return ModelSource(model_id, "gguf", origin, str(path), files, revision)
     ggufs = sorted(p.name for p in path.glob("*.gguf"))
-    if len(ggufs) == 1 or (ggufs and all("-of-" in name for name in ggufs)):
+    if len(gguf_models(ggufs)) == 1:
         return ModelSource(model_id, "gguf", origin, str(path), tuple(ggufs), revision)
     if ggufs:
         raise ModelNotFoundError(

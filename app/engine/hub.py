@@ -9,12 +9,13 @@ from __future__ import annotations
 import fnmatch
 from pathlib import Path
 
-from app.engine.catalog import hf_cache_root
-from app.errors import ModelNotFoundError, ModelNotReadyError
+from app.engine.catalog import gguf_models, hf_cache_root
+from app.errors import ApiError, ModelNotFoundError, ModelNotReadyError
 from app.settings import Settings
 
 # What a safetensors model needs besides its weights; GGUF files carry everything themselves.
 SAFETENSORS_FILES = ("*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt")
+CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 60.0  # a stalled hub or mirror fails instead of hanging a load
 
 
 def download(
@@ -24,34 +25,43 @@ def download(
     revision: str = "main",
     files: tuple[str, ...] = (),
     progress: bool = False,
-) -> Path:
-    """Fetch `repo` at `revision` into the cache; return its snapshot directory.
+) -> tuple[Path, tuple[str, ...]]:
+    """Fetch `repo` at `revision` into the cache; return its snapshot directory and the GGUF files
+    chosen (none for a safetensors model).
 
-    Only what the engine loads is fetched: the named GGUF `files`, else the repo's one GGUF file,
-    else the safetensors layout.
+    Only what the engine loads is fetched: the named GGUF `files`, else the repo's one GGUF file (or
+    the shards of one), else the safetensors layout.
     """
+    import httpx2
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars, get_session
 
     endpoint = settings.hf_endpoint
     where = endpoint or "the public hub"
+    get_session().timeout = httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
     try:
-        info = HfApi(endpoint=endpoint).model_info(repo, revision=revision)
+        info = HfApi(endpoint=endpoint).model_info(repo, revision=revision, timeout=READ_TIMEOUT)
         names = [s.rfilename for s in info.siblings or ()]
         patterns = _patterns(repo, names, files)
         (enable_progress_bars if progress else disable_progress_bars)()
         snapshot = snapshot_download(
             repo,
-            revision=revision,
+            revision=info.sha or revision,  # the commit the file list came from
             cache_dir=hf_cache_root(settings),
             endpoint=endpoint,
             allow_patterns=list(patterns),
         )
+        if info.sha and revision != info.sha:  # a download by commit does not move the ref: do it
+            ref = Path(snapshot).parent.parent / "refs" / revision
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            ref.write_text(info.sha)
+    except ApiError:
+        raise
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as error:
         reason = type(error).__name__.removesuffix("Error").replace("NotFound", " not found").lower()
         raise ModelNotFoundError(
@@ -63,7 +73,8 @@ def download(
             f"Model '{repo}' could not be downloaded from {where}: {_one_line(error)}",
             details={"model": repo, "revision": revision, "endpoint": where},
         ) from None
-    return Path(snapshot)
+    gguf_files = tuple(p for p in patterns if p.endswith(".gguf"))
+    return Path(snapshot), gguf_files
 
 
 def _patterns(repo: str, names: list[str], files: tuple[str, ...]) -> tuple[str, ...]:
@@ -75,14 +86,14 @@ def _patterns(repo: str, names: list[str], files: tuple[str, ...]) -> tuple[str,
                 details={"model": repo, "missing": missing},
             )
         return files
-    ggufs = [n for n in names if n.endswith(".gguf")]
-    if len(ggufs) == 1 or (ggufs and all("-of-" in n for n in ggufs)):
+    ggufs = sorted(n for n in names if n.endswith(".gguf"))
+    if len(gguf_models(ggufs)) == 1:
         return tuple(ggufs)
     if ggufs:
         raise ModelNotFoundError(
-            f"Model '{repo}' holds several GGUF files ({', '.join(sorted(ggufs))}); pull one with "
+            f"Model '{repo}' holds several GGUF models ({', '.join(ggufs)}); pull one with "
             "--file, or name it with files in LLM_MODELS_FILE",
-            details={"model": repo, "files": sorted(ggufs)},
+            details={"model": repo, "files": ggufs},
         )
     if not any(fnmatch.fnmatch(n, "*.safetensors") for n in names):
         raise ModelNotFoundError(

@@ -4,6 +4,7 @@ readiness, lookup."""
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import re
 import tempfile
@@ -12,7 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
+
+from greenlet import GreenletExit
 
 from app.engine import catalog, hub
 from app.engine.catalog import ModelSource
@@ -24,6 +28,7 @@ from app.settings import EMBEDDED_MODEL_ID, Settings
 logger = logging.getLogger(__name__)
 
 NOT_LOADED, LOADING, LOADED, FAILED = "not loaded", "loading", "loaded", "failed"
+_FATAL = (GreenletExit, SystemExit, KeyboardInterrupt)  # never recorded as a load failure
 
 
 @dataclass
@@ -38,6 +43,7 @@ class LoadedModel:
     load_seconds: float
     submit_lock: Any = field(default_factory=lambda: threading.Lock())
     active_streams: int = 0
+    leases: int = 0  # requests holding the model, from acquire to release
 
 
 @dataclass
@@ -58,7 +64,8 @@ class ModelEntry:
 
     @property
     def idle(self) -> bool:
-        return self.state == LOADED and self.loaded is not None and self.loaded.active_streams == 0
+        """Loaded and held by no request: the only kind of model that may be unloaded."""
+        return self.state == LOADED and self.loaded is not None and self.loaded.leases == 0
 
     def describe(self) -> dict:
         info: dict[str, Any] = {
@@ -134,12 +141,15 @@ def create_runner(source: ModelSource, config: EngineConfig) -> Any:
 
 
 def _template_file(template: str | None) -> str | None:
-    """The engine reads a template from a file: the catalog's file, or its text written to one."""
+    """The engine reads a template from a .jinja file: the catalog's file, or its text written to one
+    (named by its content, so reloads reuse it)."""
     if template is None or ("{%" not in template and "{{" not in template):
-        return template  # a file (checked when the catalog was read)
-    with tempfile.NamedTemporaryFile("w", suffix=".jinja", prefix="chat-template-", delete=False) as handle:
-        handle.write(template)
-    return handle.name
+        return template  # a .jinja file (checked when the catalog was read)
+    digest = hashlib.sha256(template.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"llm-chat-template-{digest}.jinja"
+    if not path.is_file():
+        path.write_text(template, encoding="utf-8")
+    return str(path)
 
 
 class ModelPool:
@@ -154,6 +164,7 @@ class ModelPool:
             names += [m for m in settings.catalog if m not in names]
         self._entries: dict[str, ModelEntry] = {m: self._new_entry(m) for m in names}
         self._entries_lock = threading.Lock()
+        self._one_load_at_a_time = threading.Lock()  # a load holds the GIL: parallel loads gain nothing
         self.device, self.device_reason = detect_device()
         self.started = False
 
@@ -186,6 +197,8 @@ class ModelPool:
             entry.startup = True
             try:
                 self._load(entry)
+            except Exception as error:  # reported on the entry; the next model still loads
+                logger.error("model %s failed to load: %s", model_id, _one_line(error))
             finally:
                 entry.startup = False
 
@@ -195,13 +208,15 @@ class ModelPool:
         with entry.load_lock:
             if entry.state == LOADED or (attempts_seen is not None and entry.attempts_done != attempts_seen):
                 return
-            self._make_room(entry)
-            try:
-                self._load_now(entry)
-            finally:
-                entry.attempts_done += 1
+            with self._one_load_at_a_time:
+                try:
+                    self._load_now(entry)
+                finally:
+                    entry.attempts_done += 1
 
     def _load_now(self, entry: ModelEntry) -> None:
+        """Find (download) the model, make room for it, create its runner; a failure is recorded on
+        the entry, except OverloadedError (no room now), which the request gets as a 503."""
         entry.state, entry.error, entry.failure = LOADING, None, None
         started = time.perf_counter()
         try:
@@ -213,11 +228,23 @@ class ModelPool:
                 self.device_reason,
                 self.settings.catalog.get(entry.model_id),
             )
+        except _FATAL:
+            raise
+        except BaseException as error:  # the engine's panics are BaseExceptions too
+            self._failed(entry, error)
+            return
+        try:
+            self._make_room(entry)
+        except OverloadedError:
+            entry.state = NOT_LOADED
+            raise
+        try:
             runner = run_blocking(self._runner_factory, entry.source, config)
             context_length = run_blocking(runner.max_sequence_length)
-        except Exception as error:  # any load failure is reported, never fatal to the worker
-            entry.state, entry.error, entry.failure = FAILED, _one_line(error), error
-            logger.error("model %s failed to load: %s", entry.model_id, entry.error)
+        except _FATAL:
+            raise
+        except BaseException as error:
+            self._failed(entry, error)
             return
         if config.max_context and (context_length is None or config.max_context < context_length):
             context_length = config.max_context
@@ -233,6 +260,11 @@ class ModelPool:
             "; ".join(config.reasons),
         )
 
+    def _failed(self, entry: ModelEntry, error: BaseException) -> None:
+        entry.state, entry.error = FAILED, _one_line(error)
+        entry.failure = error if isinstance(error, Exception) else RuntimeError(entry.error)
+        logger.error("model %s failed to load: %s", entry.model_id, entry.error)
+
     def _locate(self, entry: ModelEntry) -> ModelSource:
         """Resolve the model; a model only the hub has is downloaded into the cache first."""
         source = catalog.resolve(entry.model_id, self.settings)
@@ -240,7 +272,7 @@ class ModelPool:
             return source
         entry.source = source
         logger.info("model %s: downloading %s from %s", entry.model_id, source.location, self._hub_name)
-        snapshot = run_blocking(
+        snapshot, files = run_blocking(
             partial(
                 hub.download,
                 source.location,
@@ -249,7 +281,7 @@ class ModelPool:
                 files=source.filenames,
             )
         )
-        found = catalog.source_in(entry.model_id, snapshot, source.filenames, "hub", snapshot.name)
+        found = catalog.source_in(entry.model_id, snapshot, files, "hub", snapshot.name)
         if found is None:
             raise ModelNotFoundError(
                 f"Model '{entry.model_id}': the download of {source.location} holds no model",
@@ -323,7 +355,7 @@ class ModelPool:
                 entry = self._entries.setdefault(model_id, self._new_entry(model_id))
         entry.last_used = time.monotonic()
         if entry.state == LOADED and entry.loaded is not None:
-            return entry.loaded
+            return self._lease(entry.loaded)
         listed = model_id in self.settings.allowed_models
         if entry.state == LOADING and entry.startup:
             raise ModelNotReadyError(
@@ -331,20 +363,21 @@ class ModelPool:
                 details={"model": model_id, "state": entry.state},
                 headers={"Retry-After": "2"},
             )
-        if entry.state == FAILED and listed:
+        if entry.state == FAILED and listed and not entry.loads:  # failed at start: fix and restart
             raise ModelNotReadyError(
                 f"Model '{model_id}' failed to load: {entry.error}",
                 details={"model": model_id, "state": entry.state},
             )
-        self._load(entry, entry.attempts_done)  # waits for a load in progress, or loads now
+        try:
+            self._load(entry, entry.attempts_done)  # waits for a load in progress, or loads now
+        finally:
+            if entry.state != LOADED and not listed and model_id not in self.settings.catalog:
+                with self._entries_lock:  # a name a client chose: listed only once it has loaded
+                    if self._entries.get(model_id) is entry and entry.state != LOADING:
+                        del self._entries[model_id]
         if entry.state == LOADED and entry.loaded is not None:
             entry.last_used = time.monotonic()
-            return entry.loaded
-        if isinstance(entry.failure, ModelNotFoundError):
-            if not listed and model_id not in self.settings.catalog:
-                with self._entries_lock:  # not resolvable anywhere: keep the listing about real models
-                    self._entries.pop(model_id, None)
-            raise entry.failure
+            return self._lease(entry.loaded)
         if isinstance(entry.failure, ApiError):
             raise entry.failure
         raise ModelNotReadyError(
@@ -352,12 +385,22 @@ class ModelPool:
             details={"model": model_id, "state": entry.state},
         )
 
+    @staticmethod
+    def _lease(model: LoadedModel) -> LoadedModel:
+        model.leases += 1
+        return model
+
+    @staticmethod
+    def release(model: LoadedModel) -> None:
+        """The request that acquired `model` is done with it (it may be unloaded once idle)."""
+        model.leases -= 1
+
     def readiness(self) -> tuple[bool, dict]:
         """Ready when every start-up model has loaded (at once under '*'); one unloaded since to make
         room (LLM_MAX_LOADED_MODELS) loads again on its next request and keeps the worker ready."""
         listed = [self._entries[m] for m in self.startup_models]
         waiting = [e.model_id for e in listed if e.state in (NOT_LOADED, LOADING) and not e.loads]
-        failed = {e.model_id: e.error for e in listed if e.state == FAILED}
+        failed = {e.model_id: e.error for e in listed if e.state == FAILED and not e.loads}
         if not self.started and listed:
             return False, {"reason": "models have not started loading", "loading": waiting}
         if failed:

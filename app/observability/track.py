@@ -75,7 +75,7 @@ class RequestTrack:
         if timings and timings.total_seconds and ttft is not None:
             decode = timings.total_seconds - ttft
         finish_reason = getattr(result, "finish_reason", None)
-        model = self.request.model
+        model = self._pool.settings.canonical(self.request.model)
         self._metrics.observe(
             model=model if self._pool.knows(model) else "unknown",
             endpoint=self.endpoint,

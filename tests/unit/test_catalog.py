@@ -85,3 +85,30 @@ def test_offline_error_names_every_place_looked_in(tmp_path):
     assert "models--acme--missing" in message
     assert "HF_HUB_OFFLINE=1" in message
     assert len(caught.value.details["looked_in"]) == 3
+
+
+def test_the_shards_of_one_gguf_model_count_once(tmp_path):
+    model_dir = tmp_path / "models" / "acme" / "big"
+    model_dir.mkdir(parents=True)
+    for name in ("big-Q4_K_M-00001-of-00002.gguf", "big-Q4_K_M-00002-of-00002.gguf"):
+        (model_dir / name).write_bytes(b"GGUF")
+    source = resolve("acme/big", settings(tmp_path, LLM_MODEL_PATH=str(tmp_path / "models")))
+    assert len(source.filenames) == 2
+    (model_dir / "big-Q8_0-00001-of-00002.gguf").write_bytes(b"GGUF")  # a second quantization
+    with pytest.raises(ModelNotFoundError, match="several GGUF files"):
+        resolve("acme/big", settings(tmp_path, LLM_MODEL_PATH=str(tmp_path / "models")))
+
+
+def test_a_catalog_entry_comes_first_and_its_repo_stands_in_for_the_id(tmp_path):
+    (tmp_path / "models" / "acme" / "real").mkdir(parents=True)
+    (tmp_path / "models" / "acme" / "real" / "r.gguf").write_bytes(b"GGUF")
+    (tmp_path / "elsewhere.gguf").write_bytes(b"GGUF")
+    catalog = tmp_path / "models.toml"
+    catalog.write_text(
+        '[models."acme/local"]\npath = "elsewhere.gguf"\n[models."acme/alias"]\nrepo = "acme/real"\n'
+    )
+    env = {"LLM_MODEL_PATH": str(tmp_path / "models"), "LLM_MODELS_FILE": str(catalog)}
+    local = resolve("acme/local", settings(tmp_path, **env))
+    assert (local.origin, local.location, local.filenames) == ("catalog", str(tmp_path), ("elsewhere.gguf",))
+    indirect = resolve("acme/alias", settings(tmp_path, **env))
+    assert (indirect.origin, indirect.location) == ("model_path", str(tmp_path / "models" / "acme" / "real"))

@@ -73,11 +73,16 @@ def test_an_inline_chat_template_is_kept_as_text(tmp_path):
         ('[models."acme/m"]\nalias = "acme/n"\n[models."acme/n"]\n', "entry 'acme/n': the name 'acme/n'"),
         ('[models."acme/m"]\n"acme/x" = 1\n', "entry 'acme/m': acme/x: unknown option"),
         ("[models]\n'acme/m' = 3\n", "entry 'acme/m': must be a table of options"),
+        ('[models."acme/m"]\npath = "empty"\n', "entry 'acme/m': path"),
+        ('[models."acme/m"]\npath = "empty"\nfiles = ["x.gguf"]\n', "entry 'acme/m': files x.gguf not found"),
+        ('[models."acme/m"]\nchat_template = "template.txt"\n', "must be a .jinja file"),
         ("[other]\n", "one table 'models'"),
         ("[models\n", "not valid TOML"),
     ],
 )
 def test_each_mistake_is_one_line_naming_file_entry_and_reason(tmp_path, text, reason):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "template.txt").write_text("{{ messages }}")
     path = write(tmp_path, text)
     with pytest.raises(CatalogError) as caught:
         load(path)

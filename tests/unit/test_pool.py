@@ -41,28 +41,54 @@ def states(pool: ModelPool) -> dict[str, str]:
     return {m["id"]: m["state"] for m in pool.describe()}
 
 
+def use(pool: ModelPool, name: str) -> None:
+    """One whole request: acquire the model, then release it."""
+    pool.release(pool.acquire(name))
+
+
 def test_past_the_bound_the_least_recently_used_idle_model_goes(make_pool):
     pool = make_pool(LLM_MAX_LOADED_MODELS="2")
     for name in ("acme/a", "acme/b", "acme/a", "acme/c"):
-        pool.acquire(name)
+        use(pool, name)
     assert states(pool) == {"acme/a": "loaded", "acme/b": "not loaded", "acme/c": "loaded"}
-    pool.acquire("acme/b")
+    use(pool, "acme/b")
     assert states(pool) == {"acme/a": "not loaded", "acme/b": "loaded", "acme/c": "loaded"}
     described = {m["id"]: m for m in pool.describe()}
     assert (described["acme/b"]["loads"], described["acme/b"]["unloads"]) == (2, 1)
 
 
-def test_a_busy_model_is_never_unloaded(make_pool):
+def test_a_model_held_by_a_request_is_never_unloaded(make_pool):
     pool = make_pool(LLM_MAX_LOADED_MODELS="1")
-    busy = pool.acquire("acme/a")
-    busy.active_streams += 1  # a generation in flight
+    busy = pool.acquire("acme/a")  # a request in flight holds it
     with pytest.raises(OverloadedError) as caught:
         pool.acquire("acme/b")
     assert caught.value.headers == {"Retry-After": "2"}
-    assert states(pool) == {"acme/a": "loaded", "acme/b": "not loaded"}
-    busy.active_streams -= 1
-    pool.acquire("acme/b")
+    assert states(pool) == {"acme/a": "loaded"}  # the refused name is not listed
+    pool.release(busy)
+    use(pool, "acme/b")
     assert states(pool) == {"acme/a": "not loaded", "acme/b": "loaded"}
+
+
+def test_room_is_made_only_for_a_model_that_exists(make_pool):
+    pool = make_pool(LLM_MAX_LOADED_MODELS="1")
+    use(pool, "acme/a")
+    with pytest.raises(ModelNotFoundError):
+        pool.acquire("acme/missing")
+    assert states(pool) == {"acme/a": "loaded"}
+
+
+def test_an_engine_panic_is_a_failed_load_not_a_stuck_one(make_pool):
+    class PanicException(BaseException):  # what the engine's Rust panics arrive as
+        pass
+
+    def panicking_factory(source, config):
+        raise PanicException("called `Option::unwrap()` on a `None` value")
+
+    pool = make_pool(factory=panicking_factory, LLM_ALLOWED_MODELS="acme/a,acme/b")
+    pool.load_all()
+    assert states(pool) == {"acme/a": "failed", "acme/b": "failed"}
+    ready, detail = pool.readiness()
+    assert not ready and detail["failed"]["acme/a"].startswith("called `Option::unwrap()`")
 
 
 class Gate:
@@ -123,7 +149,7 @@ def test_aliases_reach_the_model_and_unknown_models_are_forgotten(make_pool, tmp
     catalog = tmp_path / "models.toml"
     catalog.write_text('[models."acme/a"]\nalias = "short"\n')
     pool = make_pool(LLM_MODELS_FILE=str(catalog))
-    assert pool.acquire("short").model_id == "acme/a"
+    assert pool.acquire("short").model_id == "acme/a"  # and the alias's id is what is listed
     assert pool.knows("short") and pool.knows("acme/a")
     with pytest.raises(ModelNotFoundError, match="HF_HUB_OFFLINE=1"):
         pool.acquire("acme/zzz")
@@ -136,6 +162,6 @@ def test_with_a_list_longer_than_the_bound_start_loads_the_first_and_readiness_w
     assert pool.readiness()[0] is False
     pool.load_all()
     assert pool.readiness() == (True, {"models": ["acme/a", "acme/b"]})
-    pool.acquire("acme/c")  # loads on demand, unloading acme/a; the worker stays ready
+    use(pool, "acme/c")  # loads on demand, unloading acme/a; the worker stays ready
     assert states(pool)["acme/a"] == "not loaded"
     assert pool.readiness()[0] is True
