@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from app import __version__
@@ -111,10 +111,16 @@ class _ModelCollector(Collector):
         load = GaugeMetricFamily(
             "llm_model_load_duration_seconds", "How long the last load took", labels=["model"]
         )
+        loads = CounterMetricFamily("llm_model_loads", "Loads since start", labels=["model"])
+        unloads = CounterMetricFamily(
+            "llm_model_unloads", "Unloads to stay within LLM_MAX_LOADED_MODELS", labels=["model"]
+        )
         for model in self._pool.describe():
             loaded.add_metric([model["id"]], 1.0 if model["state"] == "loaded" else 0.0)
             if model["load_seconds"] is not None:
                 load.add_metric([model["id"]], model["load_seconds"])
+            loads.add_metric([model["id"]], model["loads"])
+            unloads.add_metric([model["id"]], model["unloads"])
         info = InfoMetricFamily("llm_build", "Versions and device")
         info.add_metric(
             [],
@@ -124,7 +130,7 @@ class _ModelCollector(Collector):
                 "device": self._pool.device,
             },
         )
-        yield from (loaded, load, info)
+        yield from (loaded, load, loads, unloads, info)
 
 
 def _version(package: str, default: str) -> str:

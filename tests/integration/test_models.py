@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.engine.catalog import embedded_model_file
 from tests.helpers import EMBEDDED, ROOT, Server, iter_events, server_env
@@ -40,6 +41,15 @@ def chat(server, model: str, content: str = "Hello", max_tokens: int = 4) -> req
 def listing(server) -> dict[str, dict]:
     models = requests.get(server.url + "/api/llms", timeout=10).json()["models"]
     return {m["id"]: m for m in models}
+
+
+def metric(server, name: str, model: str) -> float:
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("model") == model:
+                return sample.value
+    raise AssertionError(f"{name} for {model} not in /metrics")
 
 
 @pytest.fixture(scope="session")
@@ -218,10 +228,12 @@ def test_the_least_recently_used_idle_model_is_unloaded_past_the_bound(lazy_serv
     loaded = {m for m, info in models.items() if info["state"] == "loaded"}
     assert loaded == {a, c}
     assert models[b]["state"] == "not loaded" and models[b]["unloads"] >= 1
+    assert metric(lazy_server, "llm_model_unloads_total", b) == models[b]["unloads"]
     loads = models[b]["loads"]
     assert chat(lazy_server, b).status_code == 200  # loads again, pushing out a
     models = listing(lazy_server)
     assert models[b]["loads"] == loads + 1
+    assert metric(lazy_server, "llm_model_loads_total", b) == loads + 1
     assert {m for m, info in models.items() if info["state"] == "loaded"} == {b, c}
 
 
