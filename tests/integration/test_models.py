@@ -26,6 +26,8 @@ TINY = "test/tiny-llama"  # safetensors under LLM_MODEL_PATH
 TINY_CACHED = "test/tiny-cached"  # safetensors in the hub cache
 SMOL_CACHED = "test/smol-cached"  # GGUF in the hub cache
 CAPPED = "test/tiny-capped"  # catalog: TINY's files, Q4K, context capped at 64
+TINY_BY_PATH = "test/tiny-by-path"  # catalog: a safetensors directory named by path
+SMOL_LOCAL = "test/smol-local"  # GGUF under LLM_MODEL_PATH
 CACHED_COMMIT, SMOL_COMMIT = "1" * 40, "2" * 40
 
 
@@ -71,6 +73,7 @@ def model_files(tmp_path_factory):
 def multi_server(tmp_path_factory, model_files):
     tmp = tmp_path_factory.mktemp("multi")
     shutil.copytree(model_files.tiny, tmp / "models" / TINY)
+    shutil.copytree(model_files.smol, tmp / "models" / SMOL_LOCAL)
     as_hub_cache(model_files.tiny, tmp / "hf", TINY_CACHED, CACHED_COMMIT)
     as_hub_cache(model_files.smol, tmp / "hf", SMOL_CACHED, SMOL_COMMIT)
     (tmp / "templates").mkdir()
@@ -87,9 +90,12 @@ alias = "tiny-capped"
 repo = "{TINY}"
 in_situ_quant = "Q4K"
 max_context = 64
+
+[models."{TINY_BY_PATH}"]
+path = "{model_files.tiny}"
 """
     )
-    allowed = [EMBEDDED, "gemma", TINY, TINY_CACHED, SMOL_CACHED, "tiny-capped"]
+    allowed = [EMBEDDED, "gemma", TINY, TINY_CACHED, SMOL_CACHED, "tiny-capped", TINY_BY_PATH, SMOL_LOCAL]
     with Server(
         tmp,
         LLM_ALLOWED_MODELS=",".join(allowed),
@@ -102,7 +108,16 @@ max_context = 64
 
 def test_readiness_waits_for_every_listed_model_and_the_listing_says_where_each_came_from(multi_server):
     ready = requests.get(multi_server.url + "/health/ready", timeout=5).json()
-    assert ready["models"] == [EMBEDDED, GEMMA, TINY, TINY_CACHED, SMOL_CACHED, CAPPED]
+    assert ready["models"] == [
+        EMBEDDED,
+        GEMMA,
+        TINY,
+        TINY_CACHED,
+        SMOL_CACHED,
+        CAPPED,
+        TINY_BY_PATH,
+        SMOL_LOCAL,
+    ]
     models = listing(multi_server)
     expected = {  # id: (origin, format, weights, in-situ quantization, context length)
         EMBEDDED: ("embedded", "gguf", "Q4_1", "Q8_0", 8192),
@@ -111,6 +126,8 @@ def test_readiness_waits_for_every_listed_model_and_the_listing_says_where_each_
         TINY_CACHED: ("hf_cache", "safetensors", "auto", "Q8_0", 2048),
         SMOL_CACHED: ("hf_cache", "gguf", "Q4_1", "Q8_0", 8192),
         CAPPED: ("model_path", "safetensors", "auto", "Q4K", 64),
+        TINY_BY_PATH: ("catalog", "safetensors", "auto", "Q8_0", 2048),
+        SMOL_LOCAL: ("model_path", "gguf", "Q4_1", "Q8_0", 8192),
     }
     for model_id, (origin, fmt, weights, isq, context) in expected.items():
         model = models[model_id]
@@ -126,7 +143,10 @@ def test_readiness_waits_for_every_listed_model_and_the_listing_says_where_each_
     assert models[CAPPED]["engine"]["max_context"] == 64
 
 
-@pytest.mark.parametrize("name", [EMBEDDED, "gemma", GEMMA, TINY, TINY_CACHED, SMOL_CACHED, "tiny-capped"])
+@pytest.mark.parametrize(
+    "name",
+    [EMBEDDED, "gemma", GEMMA, TINY, TINY_CACHED, SMOL_CACHED, "tiny-capped", TINY_BY_PATH, SMOL_LOCAL],
+)
 def test_every_source_generates(multi_server, name):
     response = chat(multi_server, name)
     assert response.status_code == 200, response.text
