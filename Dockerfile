@@ -1,4 +1,5 @@
-# CPU image: the embedded model is baked in; mount more models under LLM_MODEL_PATH or an HF cache.
+# CPU image: the embedded model is baked in. Mount more models: a Hugging Face home prepared with
+# `python -m app pull` at /models/hf, model directories under LLM_MODEL_PATH, a catalog (LLM_MODELS_FILE).
 # For CUDA, see docs/cuda.md (the mistralrs wheel on PyPI is CPU-only; a CUDA build comes from source).
 FROM python:3.11-slim
 
@@ -6,6 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     HF_HUB_OFFLINE=1 \
+    HF_HOME=/models/hf \
     LLM_ALLOWED_MODELS=HuggingFaceTB/SmolLM2-135M-Instruct
 
 WORKDIR /srv
@@ -16,7 +18,7 @@ RUN pip install -r requirements.txt \
 COPY app ./app
 COPY wsgi.py gunicorn.conf.py ./
 
-RUN useradd --system --home /srv llm && mkdir -p /models && chown llm /models
+RUN useradd --system --home /srv llm && mkdir -p /models/hf && chown -R llm /models
 USER llm
 EXPOSE 8091
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
