@@ -12,21 +12,28 @@ from app.engine.types import GenerationRequest
 from app.errors import ApiError, BadRequestError, ChatTemplateMissingError, ContextTooLongError, EngineError
 
 
-def _context_too_long(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
-    limit = int(match.group(1))
+def prompt_tokens(model: LoadedModel, request: GenerationRequest) -> int:
+    """The prompt's tokens: exact for a raw prompt, without the chat template's own otherwise."""
     text = (
         request.prompt
         if request.prompt is not None
         else "".join(m.get("content", "") for m in request.messages)
     )
     with model.submit_lock:
-        tokens = len(run_blocking(model.runner.tokenize_text, text, True, None))
+        return len(run_blocking(model.runner.tokenize_text, text, True, None))
+
+
+def context_too_long(request: GenerationRequest, tokens: int, limit: int) -> ContextTooLongError:
     measured = "is" if request.raw else "is at least"
     return ContextTooLongError(
         f"The prompt {measured} {tokens} tokens, more than the model's context length of {limit} "
         "tokens; shorten it",
         details={"prompt_tokens": tokens, "context_length": limit},
     )
+
+
+def _context_too_long(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
+    return context_too_long(request, prompt_tokens(model, request), int(match.group(1)))
 
 
 def _no_chat_template(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:

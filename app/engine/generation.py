@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from app.engine.engine_errors import translate_error
+from app.engine.engine_errors import context_too_long, prompt_tokens, translate_error
 from app.engine.mapping import to_chunk, to_engine_chat_request, to_engine_completion_request, to_usage
 from app.engine.offload import gevent_active, run_blocking
 from app.engine.pool import LoadedModel
 from app.engine.pump import DirectSource, PumpedSource
 from app.engine.types import Chunk, Completion, GenerationRequest, Timings, Usage
-from app.errors import BadRequestError, ContextTooLongError
+from app.errors import BadRequestError
 
 
 # -- streams --------------------------------------------------------------------------------------
@@ -138,20 +138,9 @@ def fit_context(model: LoadedModel, request: GenerationRequest) -> GenerationReq
     cap = model.config.max_context
     if not cap or cap != model.context_length:
         return request
-    text = (
-        request.prompt
-        if request.prompt is not None
-        else "".join(m.get("content", "") for m in request.messages)
-    )
-    with model.submit_lock:
-        tokens = len(run_blocking(model.runner.tokenize_text, text, True, None))
+    tokens = prompt_tokens(model, request)
     if tokens >= cap:
-        measured = "is" if request.raw else "is at least"
-        raise ContextTooLongError(
-            f"The prompt {measured} {tokens} tokens, more than the model's context length of {cap} "
-            "tokens; shorten it",
-            details={"prompt_tokens": tokens, "context_length": cap},
-        )
+        raise context_too_long(request, tokens, cap)
     if tokens + request.sampling.max_tokens <= cap:
         return request
     return replace(request, sampling=replace(request.sampling, max_tokens=cap - tokens))

@@ -14,16 +14,8 @@ from tests.helpers import ROOT, Server, server_env
 from tests.integration.conftest import ALLOWED_ORIGIN
 
 
-@pytest.mark.parametrize(
-    ("overrides", "variable"),
-    [
-        ({"LLM_ALLOWED_MODELS": ""}, "LLM_ALLOWED_MODELS"),
-        ({"LLM_DEFAULT_TEMPERATURE": "3"}, "LLM_DEFAULT_TEMPERATURE='3'"),
-        ({"LLM_INFERENCE_PORT": "abc"}, "LLM_INFERENCE_PORT='abc'"),
-        ({"SERVER_SSL_ENABLED": "true"}, "TLS_SERVER_CERT_PATH"),
-    ],
-)
-def test_bad_configuration_stops_the_start_with_one_line(tmp_path, overrides, variable):
+def start_error_lines(tmp_path, **overrides: str) -> list[str]:
+    """Start gunicorn with `overrides`; it must exit non-zero; return its non-blank stderr lines."""
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     result = subprocess.run(
         [gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"],
@@ -34,26 +26,29 @@ def test_bad_configuration_stops_the_start_with_one_line(tmp_path, overrides, va
         timeout=60,
     )
     assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"LLM_ALLOWED_MODELS": ""}, "LLM_ALLOWED_MODELS"),
+        ({"LLM_DEFAULT_TEMPERATURE": "3"}, "LLM_DEFAULT_TEMPERATURE='3'"),
+        ({"LLM_INFERENCE_PORT": "abc"}, "LLM_INFERENCE_PORT='abc'"),
+        ({"SERVER_SSL_ENABLED": "true"}, "TLS_SERVER_CERT_PATH"),
+    ],
+)
+def test_bad_configuration_stops_the_start_with_one_line(tmp_path, overrides, variable):
+    lines = start_error_lines(tmp_path, **overrides)
+    assert len(lines) == 1, lines
     assert lines[0].startswith(f"configuration error: {variable}")
 
 
 def test_a_bad_catalog_stops_the_start_naming_file_entry_and_reason(tmp_path):
     catalog = tmp_path / "models.yaml"
     catalog.write_text("models:\n  acme/m:\n    in_situ_quant: Q9\n")
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    result = subprocess.run(
-        [gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=server_env(tmp_path, LLM_MODELS_FILE=str(catalog)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
+    lines = start_error_lines(tmp_path, LLM_MODELS_FILE=str(catalog))
+    assert len(lines) == 1, lines
     prefix = f"configuration error: LLM_MODELS_FILE: {catalog}: entry 'acme/m': in_situ_quant: Must be one of"
     assert lines[0].startswith(prefix) and "Q4K" in lines[0]
 
