@@ -59,7 +59,7 @@ def resolve(model_id: str, settings: Settings) -> ModelSource:
         source = source_in(model_id, entry.path, entry.files, "catalog")
         if source is not None:
             return source
-        _not_found(model_id, looked)
+        raise _not_found(model_id, looked)
     name = entry.repo if entry is not None and entry.repo else model_id
     files = entry.files if entry is not None else ()
     revision = entry.revision if entry is not None and entry.revision else "main"
@@ -87,12 +87,11 @@ def resolve(model_id: str, settings: Settings) -> ModelSource:
         return ModelSource(model_id, "", "hub", name, files, revision)
     else:
         looked.append("the hub (skipped: not an ORG/NAME id)")
-    _not_found(model_id, looked)
-    raise AssertionError("unreachable")
+    raise _not_found(model_id, looked)
 
 
-def _not_found(model_id: str, looked: list[str]) -> None:
-    raise ModelNotFoundError(
+def _not_found(model_id: str, looked: list[str]) -> ModelNotFoundError:
+    return ModelNotFoundError(
         f"Model '{model_id}' was not found; looked in: " + "; ".join(looked),
         details={"model": model_id, "looked_in": looked},
     )
