@@ -27,7 +27,7 @@ from app.api import sse  # noqa: E402
 from app.engine import GenerationRequest, LoadedModel, ModelPool, Sampling, open_stream  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench import processes  # noqa: E402
-from bench.processes import free_port, stop  # noqa: E402
+from bench.processes import free_port  # noqa: E402
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 HOST = "127.0.0.1"  # loopback only
@@ -153,16 +153,8 @@ def server(port: int, log_path: Path) -> Iterator[subprocess.Popen]:
         "LLM_INFERENCE_PORT": str(port),
         "LOG_FORMAT": "pretty",
     }
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            stop(process)
+    with processes.gunicorn(env, log_path) as process:
+        yield process
 
 
 def wait_ready(process: subprocess.Popen, port: int, log_path: Path) -> float:

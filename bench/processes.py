@@ -7,10 +7,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -32,6 +36,21 @@ def stop(process: subprocess.Popen, grace: float = 15) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=15)
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], log_path: Path, grace: float = 15) -> Iterator[subprocess.Popen]:
+    """The real server (`gunicorn -c gunicorn.conf.py wsgi:app`) with `env`, its output in `log_path`;
+    always stopped."""
+    command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield process
+        finally:
+            stop(process, grace)
 
 
 def wait_ready(

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench import processes  # noqa: E402
-from bench.processes import free_port, stop  # noqa: E402
+from bench.processes import free_port  # noqa: E402
 
 DASHBOARD = Path(__file__).with_name("llm-inference-api.json")
 DEFAULT_OUTPUT = ROOT / "docs" / "grafana-dashboard.png"
@@ -121,15 +121,8 @@ def server(port: int) -> Iterator[subprocess.Popen]:
         "LLM_MAX_CONCURRENT_REQUESTS": str(MAX_CONCURRENT),
         "LLM_QUEUE_TIMEOUT_SECONDS": str(QUEUE_TIMEOUT_SECONDS),
     }
-    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
-    with SERVER_LOG.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            stop(process, grace=30)
+    with processes.gunicorn(env, SERVER_LOG, grace=30) as process:
+        yield process
 
 
 def wait_ready(process: subprocess.Popen, port: int) -> float:
@@ -383,12 +376,14 @@ def key_of(labels: Labels, by: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(values.get(name, "") for name in by)
 
 
-def window_start(scrapes: list[Scrape], i: int) -> int | None:
-    """The first scrape inside the window that ends at scrape i; None if only scrape i is."""
-    j = i
-    while j > 0 and scrapes[j - 1].at >= scrapes[i].at - WINDOW_SECONDS:
-        j -= 1
-    return j if j < i else None
+def windows(scrapes: list[Scrape]) -> Iterator[tuple[int, int]]:
+    """(i, j) for every scrape i whose window holds an earlier scrape: j is the window's first."""
+    for i in range(len(scrapes)):
+        j = i
+        while j > 0 and scrapes[j - 1].at >= scrapes[i].at - WINDOW_SECONDS:
+            j -= 1
+        if j < i:
+            yield i, j
 
 
 def increases(
@@ -421,10 +416,7 @@ def rate(
 ) -> dict[tuple[str, ...], list[float]]:
     """sum by (by) (rate(name{where}[WINDOW])), per scrape (no extrapolation to the window's edges)."""
     out: dict[tuple[str, ...], list[float]] = {}
-    for i in range(len(scrapes)):
-        j = window_start(scrapes, i)
-        if j is None:
-            continue
+    for i, j in windows(scrapes):
         seconds = scrapes[i].at - scrapes[j].at
         for key, delta in sum_by(increases(scrapes, j, i, name, where or {}), by).items():
             out.setdefault(key, [math.nan] * len(scrapes))[i] = delta / seconds
@@ -463,10 +455,7 @@ def quantile(
 ) -> dict[tuple[str, ...], list[float]]:
     """histogram_quantile(q, sum by (le, by) (rate(name_bucket{where}[WINDOW]))), per scrape."""
     out: dict[tuple[str, ...], list[float]] = {}
-    for i in range(len(scrapes)):
-        j = window_start(scrapes, i)
-        if j is None:
-            continue
+    for i, j in windows(scrapes):
         grouped: dict[tuple[str, ...], dict[float, float]] = {}
         deltas = sum_by(increases(scrapes, j, i, f"{name}_bucket", where or {}), (*by, "le"))
         for (*key, le), delta in deltas.items():
