@@ -66,9 +66,9 @@ def _pull(settings: Settings, name: str, revision: str | None, files: tuple[str,
     except ApiError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1
-    size = sum(p.stat().st_size for p in snapshot.rglob("*") if p.is_file())
-    count = sum(1 for p in snapshot.rglob("*") if p.is_file())
-    print(f"{repo}: {count} files, {size / 2**20:.1f} MiB, revision {snapshot.name}")
+    fetched = [p for p in snapshot.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in fetched)
+    print(f"{repo}: {len(fetched)} files, {size / 2**20:.1f} MiB, revision {snapshot.name}")
     print(f"  in {snapshot}")
     return 0
 

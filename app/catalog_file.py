@@ -46,6 +46,11 @@ ISQ_TYPES = (
 )
 
 
+def is_template_text(value: str) -> bool:
+    """A chat_template value is the template itself when it has Jinja markup; else it names a file."""
+    return "{%" in value or "{{" in value
+
+
 @dataclass(frozen=True)
 class CatalogEntry:
     """One model's catalog entry; `None` means "as without a catalog"."""
@@ -64,11 +69,7 @@ class CatalogEntry:
 
     @property
     def chat_template_is_file(self) -> bool:
-        return (
-            self.chat_template is not None
-            and "{%" not in self.chat_template
-            and ("{{" not in self.chat_template)
-        )
+        return self.chat_template is not None and not is_template_text(self.chat_template)
 
 
 class _EntrySchema(Schema):

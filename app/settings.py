@@ -34,6 +34,7 @@ class Settings:
     max_loaded_models: int = 0
     models_file: Path | None = None
     catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)  # catalog alias -> model id
     queue_timeout_seconds: float = 10.0
     worker_timeout_seconds: int = 300
     model_path: Path | None = None
@@ -90,6 +91,7 @@ class Settings:
             max_loaded_models=env.integer("LLM_MAX_LOADED_MODELS", cls.max_loaded_models, 0, 1024),
             models_file=models_file,
             catalog=catalog,
+            aliases=aliases,
             queue_timeout_seconds=env.number("LLM_QUEUE_TIMEOUT_SECONDS", cls.queue_timeout_seconds, 0, 3600),
             worker_timeout_seconds=env.integer(
                 "LLM_WORKER_TIMEOUT_SECONDS", cls.worker_timeout_seconds, 10, 86400
@@ -138,10 +140,7 @@ class Settings:
 
     def canonical(self, name: str) -> str:
         """The model id for a name a client used: a catalog alias, or the id itself."""
-        for entry in self.catalog.values():
-            if entry.alias == name:
-                return entry.model_id
-        return name
+        return self.aliases.get(name, name)
 
     @property
     def bind(self) -> str:

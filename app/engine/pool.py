@@ -18,6 +18,7 @@ from typing import Any
 
 from greenlet import GreenletExit
 
+from app.catalog_file import is_template_text
 from app.engine import catalog, hub
 from app.engine.catalog import ModelSource
 from app.engine.device import EngineConfig, choose_config, detect_device
@@ -143,7 +144,7 @@ def create_runner(source: ModelSource, config: EngineConfig) -> Any:
 def _template_file(template: str | None) -> str | None:
     """The engine reads a template from a .jinja file: the catalog's file, or its text written to one
     (named by its content, so reloads reuse it)."""
-    if template is None or ("{%" not in template and "{{" not in template):
+    if template is None or not is_template_text(template):
         return template  # a .jinja file (checked when the catalog was read)
     digest = hashlib.sha256(template.encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"llm-chat-template-{digest}.jinja"
