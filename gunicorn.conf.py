@@ -13,11 +13,12 @@ except SettingsError as error:
 
 bind = _settings.bind
 workers = 1  # the worker holds the models; scale out with more replicas
-worker_class = "gevent"
+worker_class = "app.worker.InferenceWorker"  # gevent, plus the drain and JSON errors
 worker_connections = max(100, _settings.max_concurrent_requests * 4)
 # Loading a model holds the GIL (no heartbeat meanwhile): the timeout must exceed the longest load.
 timeout = _settings.worker_timeout_seconds
-graceful_timeout = 30
+# SIGTERM: stop accepting, finish in-flight work, cut what is left just before this bound.
+graceful_timeout = _settings.drain_seconds
 keepalive = 5
 # gunicorn 27's control socket is one path per user: replicas and tests would share it.
 control_socket_disable = True

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
+    from app.api.drain import Drain
     from app.engine import ModelPool, SlotLimiter
     from app.observability.llm_metrics import LlmMetrics
     from app.settings import Settings
@@ -24,6 +25,8 @@ class LlmServices:
     pool: ModelPool
     limiter: SlotLimiter
     metrics: LlmMetrics
+    sessions: set  # generations in flight (GenerationSession), for the drain
+    drain: Drain
 
 
 def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
@@ -35,6 +38,8 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
     from flask_cors import CORS
 
     from app import api, errors
+    from app.api.drain import Drain
+    from app.api.openai_schemas import MAX_CHOICES
     from app.engine import ModelPool, SlotLimiter
     from app.engine.offload import size_threadpool
     from app.observability import logging as log_setup
@@ -46,16 +51,26 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     pool = pool if pool is not None else ModelPool(settings)
-    limiter = SlotLimiter(settings.max_concurrent_requests, settings.queue_timeout_seconds)
-    # one engine call per possible generation, plus room for loading and tokenising
-    size_threadpool(settings.max_concurrent_requests + 4)
+    limiter = SlotLimiter(
+        settings.max_concurrent_requests, settings.queue_timeout_seconds, settings.max_queued_requests
+    )
+    # a pump thread per choice of every slot's request, plus room for loading and tokenising
+    size_threadpool(settings.max_concurrent_requests * MAX_CHOICES + 4)
     request_id.init_app(app)
     CORS(
         app,
         origins=list(settings.cors_allowed_origins),
         expose_headers=["X-Request-ID", "Retry-After"],
     )
-    app.extensions["llm"] = LlmServices(settings, pool, limiter, metrics.init_app(app, pool, limiter))
+    sessions: set = set()
+    app.extensions["llm"] = LlmServices(
+        settings,
+        pool,
+        limiter,
+        metrics.init_app(app, pool, limiter),
+        sessions,
+        Drain(settings.drain_seconds, sessions),
+    )
     tracing.init_app(app, settings)
     api.init_app(app)
     errors.register_error_handlers(app)

@@ -70,6 +70,27 @@ class EngineError(ApiError):
     code = "engine_error"
 
 
+class ShuttingDownError(ApiError):
+    """The worker's drain bound (LLM_DRAIN_SECONDS) ended the generation."""
+
+    status = 503
+    code = "shutting_down"
+
+
+class DeadlineExceededError(ApiError):
+    """The request's deadline passed before it produced anything."""
+
+    status = 504
+    code = "deadline_exceeded"
+
+
+class ClientClosedRequestError(ApiError):
+    """The client left; nobody reads this answer (499, as nginx logs it)."""
+
+    status = 499
+    code = "client_closed_request"
+
+
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -178,7 +199,7 @@ def register_error_handlers(app: Any) -> None:
         if status == 422 and "messages" in data:
             message, fields = _validation_message(data["messages"])
             return respond(status, body_for(status, code, message, {"fields": fields}))
-        message = error.description or error.name
+        message = data.get("message") or error.description or error.name
         if status == 400 and "messages" in data:
             message = "Malformed JSON body: " + "; ".join(_flatten(data["messages"]))
         return respond(status, body_for(status, code, message), dict(data.get("headers") or {}))

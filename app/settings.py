@@ -36,6 +36,10 @@ class Settings:
     catalog: Mapping[str, CatalogEntry] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)  # catalog alias -> model id
     queue_timeout_seconds: float = 10.0
+    max_queued_requests: int | None = None  # None: 4 per slot
+    request_timeout_seconds: float = 0.0
+    drain_seconds: int = 25
+    max_worker_memory_mb: int = 0
     worker_timeout_seconds: int = 300
     model_path: Path | None = None
     hf_home: Path | None = None
@@ -43,7 +47,7 @@ class Settings:
     hf_hub_offline: bool = False
     in_situ_quant: str = "auto"
     max_seqs: int = 0
-    prefix_cache_n: int = 16
+    prefix_cache_n: int | None = None  # None: per device (off on CPU, where the engine never evicts)
     service_name: str = "llm-inference-api"
     otlp_endpoint: str = "http://localhost:4317"
     tracing_enabled: bool = True
@@ -93,6 +97,12 @@ class Settings:
             catalog=catalog,
             aliases=aliases,
             queue_timeout_seconds=env.number("LLM_QUEUE_TIMEOUT_SECONDS", cls.queue_timeout_seconds, 0, 3600),
+            max_queued_requests=env.integer("LLM_MAX_QUEUED_REQUESTS", None, 0, 100_000),
+            request_timeout_seconds=env.number(
+                "LLM_REQUEST_TIMEOUT_SECONDS", cls.request_timeout_seconds, 0, 86400
+            ),
+            drain_seconds=env.integer("LLM_DRAIN_SECONDS", cls.drain_seconds, 3, 3600),
+            max_worker_memory_mb=env.integer("LLM_MAX_WORKER_MEMORY_MB", cls.max_worker_memory_mb, 0),
             worker_timeout_seconds=env.integer(
                 "LLM_WORKER_TIMEOUT_SECONDS", cls.worker_timeout_seconds, 10, 86400
             ),
@@ -102,7 +112,7 @@ class Settings:
             hf_hub_offline=env.boolean("HF_HUB_OFFLINE", False),
             in_situ_quant=env.text("LLM_IN_SITU_QUANT", cls.in_situ_quant),
             max_seqs=env.integer("LLM_MAX_SEQS", cls.max_seqs, 0, 1024),
-            prefix_cache_n=env.integer("LLM_PREFIX_CACHE_N", cls.prefix_cache_n, 0, 1024),
+            prefix_cache_n=env.integer("LLM_PREFIX_CACHE_N", None, 0, 1024),
             service_name=env.text("SERVICE_NAME", cls.service_name),
             otlp_endpoint=env.text("OTEL_EXPORTER_OTLP_ENDPOINT", cls.otlp_endpoint),
             tracing_enabled=not env.boolean("OTEL_SDK_DISABLED", False)
@@ -182,7 +192,7 @@ class _Reader:
     def _fail(self, name: str, raw: str, allowed: str) -> SettingsError:
         return SettingsError(f"{name}={raw!r} is invalid: allowed is {allowed}")
 
-    def integer(self, name: str, default: int, low: int, high: int | None = None) -> int:
+    def integer(self, name: str, default: int | None, low: int, high: int | None = None) -> int | None:
         raw = self.optional(name)
         if raw is None:
             return default

@@ -8,6 +8,7 @@ from typing import Any
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 
+from app.api.json_body import StrictJsonParser
 from app.api.schemas import ErrorSchema
 
 ERROR_DESCRIPTIONS = {
@@ -28,6 +29,8 @@ class Api(SmorestApi):
 
 
 class Blueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = StrictJsonParser()
+
     def generation_errors(self) -> Callable[[Any], Any]:
         """Document the error responses every generation endpoint can give."""
 

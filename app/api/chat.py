@@ -25,7 +25,7 @@ class Chat(MethodView):
     @blp.generation_errors()
     def post(self, body: dict):
         """The assistant's reply to `messages`, through the model's chat template."""
-        result = inference.run_completion(_request(body), "chat")
+        result = inference.run_completion(_request(body), "chat", body)
         message = {"role": "assistant", "content": result.text}
         return {"message": message, **inference.completion_fields(result)}
 
@@ -44,4 +44,6 @@ class ChatStream(MethodView):
                 **inference.stream_summary(stream),
             }
 
-        return inference.stream_response([_request(body)], inference.NativeEncoder(final), "chat_stream")
+        return inference.stream_response(
+            [_request(body)], inference.NativeEncoder(final), "chat_stream", body
+        )

@@ -29,7 +29,7 @@ class Generate(MethodView):
         By default the prompt is one user turn through the model's chat template (as Ollama's
         `/api/generate`); `raw: true` sends it verbatim.
         """
-        result = inference.run_completion(_request(body), "generate")
+        result = inference.run_completion(_request(body), "generate", body)
         return {"text": result.text, **inference.completion_fields(result)}
 
 
@@ -43,4 +43,4 @@ class GenerateStream(MethodView):
         encoder = inference.NativeEncoder(
             lambda stream, text: {"text": text, **inference.stream_summary(stream)}
         )
-        return inference.stream_response([_request(body)], encoder, "generate_stream")
+        return inference.stream_response([_request(body)], encoder, "generate_stream", body)

@@ -22,8 +22,11 @@ class Live(MethodView):
 @blp.route("/ready")
 class Ready(MethodView):
     @blp.response(200, HealthSchema)
-    @blp.alt_response(503, schema=HealthSchema, description="Loading, or a model failed to load")
+    @blp.alt_response(503, schema=HealthSchema, description="Loading, draining, or a model failed to load")
     def get(self):
         """200 when every model of LLM_ALLOWED_MODELS is loaded; 503 with the reason otherwise."""
-        ready, detail = services().pool.readiness()
+        llm = services()
+        if llm.drain.draining:
+            return {"status": "draining", "reason": "the server is shutting down"}, 503
+        ready, detail = llm.pool.readiness()
         return {"status": "ready" if ready else "not_ready", **detail}, 200 if ready else 503

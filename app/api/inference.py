@@ -8,28 +8,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Protocol
 
-from flask import Response, current_app
+from flask import Response, current_app, stream_with_context
 from flask import request as http_request
 
 from app.api import sse
-from app.engine import (
-    Chunk,
-    Completion,
-    GenerationRequest,
-    Grammar,
-    Sampling,
-    Stream,
-    Timings,
-    Usage,
-    collect,
-    complete,
-    open_stream,
-)
+from app.api.session import GenerationSession
+from app.engine import Chunk, Completion, GenerationRequest, Grammar, Sampling, Stream
 from app.errors import ApiError, UnprocessableError, envelope
-from app.observability.track import RequestTrack
 
 logger = logging.getLogger(__name__)
 
@@ -107,22 +95,6 @@ def native_grammar(body: dict) -> Grammar | None:
     return Grammar("json_schema", json.dumps(output_format))
 
 
-def _take_slot(llm: Any, track: RequestTrack) -> float:
-    try:
-        llm.pool.check_allowed(track.request.model)  # an unknown model is 404 before any wait
-    except ApiError as error:
-        track.finish(error=error)
-        raise
-    try:
-        waited = llm.limiter.acquire()
-    except ApiError as error:
-        track.slot_refused(llm.limiter.timeout)
-        track.finish(error=error)
-        raise
-    track.slot_granted(waited)
-    return waited
-
-
 class StreamEncoder(Protocol):
     """Turns a stream's life into SSE text: the native events, or OpenAI's chunks."""
 
@@ -135,63 +107,21 @@ class StreamEncoder(Protocol):
     def error(self, error: ApiError) -> str: ...
 
 
-@dataclass
-class Combined:
-    """Several choices of one request seen as one result by metrics, spans and logs."""
-
-    usage: Usage
-    timings: Timings
-    finish_reason: str | None
-    tokens_seen: int = 0
-
-
-def combine(results: list[Any]) -> Any:
-    if len(results) == 1:
-        return results[0]
-    usages = [r.usage or Usage(0, 0) for r in results]
-    return Combined(
-        usage=Usage(usages[0].prompt_tokens, sum(u.completion_tokens for u in usages)),
-        timings=results[0].timings,
-        finish_reason=results[0].finish_reason,
-        tokens_seen=sum(getattr(r, "tokens_seen", 0) for r in results),
-    )
-
-
-def run_completions(requests: list[GenerationRequest], endpoint: str) -> list[Completion]:
-    """Whole generations (one per choice) inside one slot; all submitted before any is read."""
+def session(requests: list[GenerationRequest], endpoint: str, body: dict) -> GenerationSession:
+    """A session for `requests`, its deadline from the body's `timeout` or the server default."""
     llm = services()
-    track = RequestTrack(llm, endpoint, requests[0], http_request.environ)
-    waited = _take_slot(llm, track)
-    model = None
-    try:
-        model = llm.pool.acquire(requests[0].model)
-        if requests[0].raw:
-            results = [complete(model, request) for request in requests]
-        else:
-            streams = [open_stream(model, r, prime=i == 0) for i, r in enumerate(requests)]
-            try:
-                results = [collect(stream) for stream in streams]
-            finally:
-                for stream in streams:
-                    stream.close()
-    except BaseException as error:
-        track.finish(error=error)
-        raise
-    finally:
-        if model is not None:
-            llm.pool.release(model)
-        llm.limiter.release()
-    for result in results:
-        result.timings.queue_seconds = waited
-    timings = results[0].timings
-    if results[0].usage.completion_tokens:
-        track.first_token(seconds_ago=timings.total_seconds - timings.time_to_first_token_seconds)
-    track.finish(combine(results))
-    return results
+    timeout = body.get("timeout") or llm.settings.request_timeout_seconds or None
+    return GenerationSession(llm, endpoint, requests, http_request.environ, timeout)
 
 
-def run_completion(request: GenerationRequest, endpoint: str) -> Completion:
-    return run_completions([request], endpoint)[0]
+def run_completions(requests: list[GenerationRequest], endpoint: str, body: dict) -> list[Completion]:
+    """Whole generations (one per choice) inside one session."""
+    with session(requests, endpoint, body).open() as generation:
+        return generation.complete()
+
+
+def run_completion(request: GenerationRequest, endpoint: str, body: dict) -> Completion:
+    return run_completions([request], endpoint, body)[0]
 
 
 def completion_fields(result: Completion) -> dict:
@@ -208,66 +138,34 @@ def completion_fields(result: Completion) -> dict:
     }
 
 
-def stream_response(requests: list[GenerationRequest], encoder: StreamEncoder, endpoint: str) -> Response:
-    """Submit, wait for the first token, then answer `text/event-stream` through `encoder`.
-
-    Choices (one stream each) are sent one after the other. The slot is held until the response
-    ends; a disconnect closes the response, which cancels the generations in the engine and frees
-    the slot.
-    """
-    llm = services()
-    track = RequestTrack(llm, endpoint, requests[0], http_request.environ)
-    waited = _take_slot(llm, track)
-    streams: list[Stream] = []
-    model = None
-    try:
-        model = llm.pool.acquire(requests[0].model)
-        for i, request in enumerate(requests):
-            streams.append(open_stream(model, request, prime=i == 0))
-    except BaseException as error:
-        for stream in streams:
-            stream.close()
-        if model is not None:
-            llm.pool.release(model)
-        llm.limiter.release()
-        track.finish(error=error)
-        raise
-    for stream in streams:
-        stream.timings.queue_seconds = waited
-    track.first_token()
-    released = False
-
-    def cleanup() -> None:
-        nonlocal released
-        for stream in streams:
-            stream.close()
-        track.finish(combine(streams), GeneratorExit())  # no-op when the stream already finished
-        if not released:
-            released = True
-            llm.pool.release(model)
-            llm.limiter.release()
+def stream_response(
+    requests: list[GenerationRequest], encoder: StreamEncoder, endpoint: str, body: dict
+) -> Response:
+    """Open a session (model, slot, submission, first token: failures still get their status), then
+    answer `text/event-stream` through `encoder`, choices one after the other. The session owns
+    everything: closing the response (the end, or a client that left) closes it."""
+    generation = session(requests, endpoint, body).open(streaming=True)
 
     def events() -> Iterator[str]:
         try:
-            opening = encoder.begin(len(streams))
+            opening = encoder.begin(len(requests))
             if opening:  # never an empty write: in chunked encoding it would end the response
                 yield opening
-            for index, stream in enumerate(streams):
-                for batch in stream.batches():
-                    frames = "".join(encoder.chunk(index, chunk) for chunk in batch)
-                    if frames:  # tokens that arrived together go out in one write
-                        yield frames
-            track.finish(combine(streams))
-            yield encoder.end(streams)
+            for index, batch in generation.batches():
+                frames = "".join(encoder.chunk(index, chunk) for chunk in batch)
+                if frames:  # tokens that arrived together go out in one write
+                    yield frames
+            yield encoder.end(generation.streams)
         except ApiError as error:
-            logger.warning("stream failed after it began: %s", error.message)
-            track.finish(combine(streams), error)
+            logger.warning("stream ended early: %s", error.message)
             yield encoder.error(error)
         finally:
-            cleanup()
+            generation.close()  # the outcome is the session's to tell (a closed response: cancelled)
 
-    response = Response(events(), mimetype="text/event-stream", headers=sse.STREAM_HEADERS)
-    response.call_on_close(cleanup)
+    response = Response(
+        stream_with_context(events()), mimetype="text/event-stream", headers=sse.STREAM_HEADERS
+    )
+    response.call_on_close(generation.close)
     return response
 
 

@@ -174,8 +174,8 @@ class ChatCompletions(MethodView):
         model, logprobs = requests[0].model, body["logprobs"]
         if body["stream"] and not forced:
             encoder = ChatEncoder(model, include_usage, logprobs)
-            return inference.stream_response(requests, encoder, "v1_chat_stream")
-        results = inference.run_completions(requests, "v1_chat_stream" if body["stream"] else "v1_chat")
+            return inference.stream_response(requests, encoder, "v1_chat_stream", body)
+        results = inference.run_completions(requests, "v1_chat_stream" if body["stream"] else "v1_chat", body)
         choices = [chat_choice(i, r, forced, logprobs) for i, r in enumerate(results)]
         if body["stream"]:  # a forced call is known whole only once generated
             writer = ChunkWriter("chat.completion.chunk", model, include_usage)
@@ -205,7 +205,7 @@ class Completions(MethodView):
             raw=True,
         )
         endpoint = "v1_completions_stream" if body["stream"] else "v1_completions"
-        results = inference.run_completions([request] * body["n"], endpoint)
+        results = inference.run_completions([request] * body["n"], endpoint, body)
         if body["stream"]:
             include_usage = wants_usage(body)
             writer = ChunkWriter("text_completion", request.model, include_usage)

@@ -8,6 +8,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 ROLES = ("system", "user", "assistant")
 MAX_STOP = 8
+MAX_TOKEN_ID = 999_999_999  # above every vocabulary; keeps ids within the engine's integer types
+MAX_TIMEOUT_SECONDS = 86_400
 
 
 class StrictSchema(Schema):
@@ -52,8 +54,8 @@ class CommonSamplingSchema(StrictSchema):
     top_k = fields.Integer(
         strict=True,
         load_default=None,
-        validate=validate.Range(min=1),
-        metadata={"description": "Sample from the k most likely tokens, k >= 1. Default: off."},
+        validate=validate.Range(min=1, max=MAX_TOKEN_ID),
+        metadata={"description": f"Sample from the k most likely tokens, 1 to {MAX_TOKEN_ID}. Default: off."},
     )
     min_p = fields.Float(
         load_default=None,
@@ -76,7 +78,11 @@ class CommonSamplingSchema(StrictSchema):
         metadata={"description": "Multiplicative repetition penalty, above 0 up to 2. Default: off."},
     )
     logit_bias = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(r"^\d+$", error="Keys must be token ids.")),
+        keys=fields.String(
+            validate=validate.Regexp(
+                r"^\d{1,9}$", error=f"Keys must be token ids (0 to {MAX_TOKEN_ID}) written as strings."
+            )
+        ),
         values=fields.Float(validate=validate.Range(min=-100, max=100)),
         load_default=None,
         metadata={"description": "Token id (as a string) -> bias from -100 to 100. Default: none."},
@@ -87,6 +93,18 @@ class CommonSamplingSchema(StrictSchema):
             "description": f"A string or up to {MAX_STOP} strings; generation ends before the first one "
             "produced (finish_reason `stop`). Default: none.",
             "example": ["\n\n"],
+        },
+    )
+    timeout = fields.Float(
+        load_default=None,
+        validate=validate.Range(min=0, max=MAX_TIMEOUT_SECONDS, min_inclusive=False),
+        metadata={
+            "description": "Seconds this request may take in all, queueing and generation, above 0 up to "
+            f"{MAX_TIMEOUT_SECONDS}. At the deadline the generation is cancelled: the answer (or the "
+            "stream's `done` event) carries the text so far with finish_reason `timeout`, or 504 "
+            "`deadline_exceeded` if nothing was generated. Default: LLM_REQUEST_TIMEOUT_SECONDS "
+            "(0: none).",
+            "example": 30,
         },
     )
     seed = fields.Integer(

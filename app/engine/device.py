@@ -105,13 +105,8 @@ def choose_config(
         max_seqs = min(32, settings.max_concurrent_requests)
         seq_reason = f"max_seqs {max_seqs}: batching on CUDA, bounded by LLM_MAX_CONCURRENT_REQUESTS"
     reasons.append(seq_reason)
-    if settings.prefix_cache_n:
-        reasons.append(
-            f"prefix cache of {settings.prefix_cache_n} sequences (LLM_PREFIX_CACHE_N): a chat's "
-            "later turns reuse the earlier turns' computation"
-        )
-    else:
-        reasons.append("prefix cache off (LLM_PREFIX_CACHE_N=0)")
+    prefix_cache_n, cache_reason = _prefix_cache(settings, device)
+    reasons.append(cache_reason)
     if device == "cpu":
         reasons.append(f"engine threads: all {os.cpu_count()} cores (the engine's default, fastest measured)")
     dtype = entry.dtype if entry is not None and entry.dtype else "auto"
@@ -123,6 +118,36 @@ def choose_config(
     max_context = entry.max_context if entry is not None else None
     if max_context:
         reasons.append(f"context capped at {max_context} tokens (catalog entry)")
-    return EngineConfig(
-        device, isq, max_seqs, settings.prefix_cache_n, tuple(reasons), dtype, template, max_context
+    return EngineConfig(device, isq, max_seqs, prefix_cache_n, tuple(reasons), dtype, template, max_context)
+
+
+# The engine's prefix cache evicts only entries held on a GPU: on CPU every finished sequence's KV
+# cache stays, whatever the size setting (about 11 MB per generation of the embedded model).
+_DEFAULT_PREFIX_CACHE = {"cpu": 0, "cuda": 16}
+
+
+def _prefix_cache(settings: Settings, device: str) -> tuple[int, str]:
+    size = settings.prefix_cache_n
+    if size is None:
+        size = _DEFAULT_PREFIX_CACHE.get(device, 0)
+        if not size:
+            return 0, (
+                "prefix cache off: on CPU the engine never evicts it, so memory would grow with every "
+                "generation (LLM_PREFIX_CACHE_N turns it on; bound it with LLM_MAX_WORKER_MEMORY_MB)"
+            )
+        return size, f"prefix cache of {size} sequences: a chat's later turns reuse earlier turns' work"
+    if not size:
+        return 0, "prefix cache off (LLM_PREFIX_CACHE_N=0)"
+    bound = (
+        f"; runner recycled past {settings.max_worker_memory_mb} MB (LLM_MAX_WORKER_MEMORY_MB)"
+        if settings.max_worker_memory_mb
+        else (
+            "; on CPU the engine never evicts it: set LLM_MAX_WORKER_MEMORY_MB to bound memory"
+            if device == "cpu"
+            else ""
+        )
+    )
+    return size, (
+        f"prefix cache of {size} sequences (LLM_PREFIX_CACHE_N): a chat's later turns reuse the "
+        f"earlier turns' computation{bound}"
     )

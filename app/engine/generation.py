@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from greenlet import GreenletExit
+
 from app.engine.engine_errors import context_too_long, prompt_tokens, translate_error
 from app.engine.mapping import to_chunk, to_engine_chat_request, to_engine_completion_request, to_usage
 from app.engine.offload import gevent_active, run_blocking
@@ -19,6 +21,9 @@ from app.engine.pool import LoadedModel
 from app.engine.pump import DirectSource, PumpedSource
 from app.engine.types import Chunk, Completion, GenerationRequest, Timings, Usage
 from app.errors import BadRequestError
+
+# a closed generator, a killed greenlet, an exiting process: never an engine failure
+_FATAL = (GeneratorExit, GreenletExit, KeyboardInterrupt, SystemExit)
 
 
 # -- streams --------------------------------------------------------------------------------------
@@ -51,17 +56,27 @@ class Stream:
             return None
         return self.timings.total_seconds - self.timings.time_to_first_token_seconds
 
-    def _take(self) -> list[Chunk]:
-        if self._source is None:
-            return []
+    def next_batch(self, timeout: float | None = None) -> list[Chunk] | None:
+        """The chunks that have arrived together (one write), waiting up to `timeout` seconds;
+        [] when the wait ran out or `wake` was called, None once the stream has ended. Engine
+        failures, panics included, raise as our errors."""
+        if self._pending:
+            batch, self._pending = self._pending, []
+            return batch
+        if self._source is None or self.finish_reason is not None:
+            self.close()
+            return None
         try:
-            chunks = self._source.take()
-        except Exception as error:
+            chunks = self._source.take(timeout)
+        except _FATAL:
+            self.close()
+            raise
+        except BaseException as error:  # pyo3's PanicException is a BaseException
             self.close()
             raise translate_error(error, self.model, self.request) from error
-        if not chunks:
+        if chunks is None:
             self.close()
-            return []
+            return None
         for chunk in chunks:
             self._record(chunk)
         return chunks
@@ -82,24 +97,35 @@ class Stream:
             if tokens > 1 and decode > 0:
                 self.timings.completion_tokens_per_second = (tokens - 1) / decode
 
-    def prime(self) -> None:
-        self._pending = self._take()
+    def prime(self, timeout: float | None = None) -> bool:
+        """Wait (up to `timeout`) for the first chunks, so that engine errors raise before any byte
+        of a response is sent. False when the wait ended without them."""
+        while not self._pending:
+            batch = self.next_batch(timeout)
+            if batch is None:
+                return True
+            if not batch:
+                return False
+            self._pending = batch
+        return True
 
-    def batches(self) -> Iterator[list[Chunk]]:
-        """Chunks in the groups they arrived in (one write each); ends after the finishing chunk."""
-        try:
-            while True:
-                batch, self._pending = (self._pending or self._take()), []
-                if not batch:
-                    return
-                yield batch
-                if batch[-1].finish_reason is not None:
-                    return
-        finally:
-            self.close()
+    def wake(self) -> None:
+        """End a wait in `next_batch` or `prime` early."""
+        if self._source is not None:
+            self._source.wake()
+
+    def stop(self, reason: str) -> None:
+        """End the generation here (a deadline): the engine stops it, `reason` is its finish, and
+        its usage counts the prompt's tokens (without the template's) and the tokens produced."""
+        self.close()
+        if self.finish_reason is None:
+            self.finish_reason = reason
+            self.timings.total_seconds = time.perf_counter() - self._started
+        if self.usage is None:
+            self.usage = Usage(prompt_tokens(self.model, self.request), self.tokens_seen)
 
     def __iter__(self) -> Iterator[Chunk]:
-        for batch in self.batches():
+        while (batch := self.next_batch()) is not None:
             yield from batch
 
     def close(self) -> None:
@@ -124,7 +150,9 @@ def open_stream(model: LoadedModel, request: GenerationRequest, prime: bool = Tr
     try:
         with model.submit_lock:
             iterator = run_blocking(model.runner.send_chat_completion_request, engine_request)
-    except Exception as error:
+    except _FATAL:
+        raise
+    except BaseException as error:  # a panic at submission too
         raise translate_error(error, model, request) from error
     stream = Stream(model, iter(iterator), request)
     if prime:
@@ -173,9 +201,11 @@ def _complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
     request = fit_context(model, request)
     engine_request = to_engine_completion_request(request)
     try:
-        with model.submit_lock:
+        with model.submit_lock:  # the call holds the runner until the generation ends
             response = run_blocking(model.runner.send_completion_request, engine_request)
-    except Exception as error:
+    except _FATAL:
+        raise
+    except BaseException as error:
         raise translate_error(error, model, request) from error
     elapsed = time.perf_counter() - started
     choice = response.choices[0]

@@ -4,153 +4,30 @@ readiness, lookup."""
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
-import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from greenlet import GreenletExit
 
-from app.catalog_file import is_template_text
-from app.engine import catalog, hub
+from app.engine import catalog, hub, memory
 from app.engine.catalog import ModelSource
 from app.engine.device import EngineConfig, choose_config, detect_device
+from app.engine.entries import FAILED, LOADED, LOADING, NOT_LOADED, LoadedModel, ModelEntry
 from app.engine.offload import run_blocking, spawn_background
+from app.engine.runner import create_runner
 from app.errors import ApiError, ModelNotFoundError, ModelNotReadyError, OverloadedError
 from app.settings import EMBEDDED_MODEL_ID, Settings
 
 logger = logging.getLogger(__name__)
 
-NOT_LOADED, LOADING, LOADED, FAILED = "not loaded", "loading", "loaded", "failed"
 _FATAL = (GreenletExit, SystemExit, KeyboardInterrupt)  # never recorded as a load failure
 
-
-@dataclass
-class LoadedModel:
-    """A model in memory: its runner, and the lock that serialises submission to it."""
-
-    model_id: str
-    runner: Any
-    source: ModelSource
-    config: EngineConfig
-    context_length: int | None
-    load_seconds: float
-    submit_lock: Any = field(default_factory=lambda: threading.Lock())
-    active_streams: int = 0
-    leases: int = 0  # requests holding the model, from acquire to release
-
-
-@dataclass
-class ModelEntry:
-    model_id: str
-    alias: str | None = None
-    state: str = NOT_LOADED
-    source: ModelSource | None = None
-    error: str | None = None
-    failure: Exception | None = None
-    loaded: LoadedModel | None = None
-    startup: bool = False  # being loaded by the worker's start (requests get 503 until it ends)
-    loads: int = 0
-    attempts_done: int = 0  # load attempts that have ended, successful or not
-    unloads: int = 0
-    last_used: float = 0.0
-    load_lock: Any = field(default_factory=lambda: threading.Lock())
-
-    @property
-    def idle(self) -> bool:
-        """Loaded and held by no request: the only kind of model that may be unloaded."""
-        return self.state == LOADED and self.loaded is not None and self.loaded.leases == 0
-
-    def describe(self) -> dict:
-        info: dict[str, Any] = {
-            "id": self.model_id,
-            "alias": self.alias,
-            "state": self.state,
-            "error": self.error,
-        }
-        source = self.source
-        info["source"] = (
-            {
-                "origin": source.origin,
-                "format": source.format or None,
-                "location": source.location,
-                "files": list(source.filenames),
-                "revision": source.revision,
-            }
-            if source
-            else None
-        )
-        loaded = self.loaded
-        info["format"] = source.format or None if source else None
-        info["quantization"] = _quantization(source, loaded.config if loaded else None)
-        info["context_length"] = loaded.context_length if loaded else None
-        info["device"] = loaded.config.device if loaded else None
-        info["engine"] = loaded.config.as_dict() if loaded else None
-        info["load_seconds"] = round(loaded.load_seconds, 3) if loaded else None
-        info["loads"], info["unloads"] = self.loads, self.unloads
-        info["active_streams"] = loaded.active_streams if loaded else 0
-        return info
-
-
 RunnerFactory = Callable[[ModelSource, EngineConfig], Any]
-
-_DTYPES = {"auto": "Auto", "f32": "F32", "f16": "F16", "bf16": "BF16"}
-_GGUF_TYPE = re.compile(r"(?i)(?:^|[.-])((?:I?Q\d(?:_[A-Z0-9]+)*)|BF16|F16|F32)(?:[.-]|$)")
-
-
-def _quantization(source: ModelSource | None, config: EngineConfig | None) -> dict | None:
-    """The weights' own type (a GGUF's from its file name; a safetensors model's dtype) and the
-    in-situ quantization applied at load."""
-    if source is None or not source.format:
-        return None
-    weights = None
-    if source.format == "gguf" and source.filenames:
-        match = _GGUF_TYPE.search(source.filenames[0].removesuffix(".gguf"))
-        weights = match.group(1).upper() if match else "gguf"
-    elif config is not None:
-        weights = config.dtype
-    return {"weights": weights, "in_situ": config.in_situ_quant if config else None}
-
-
-def create_runner(source: ModelSource, config: EngineConfig) -> Any:
-    """Load weights into a mistralrs Runner (the only place that constructs one). Every source is a
-    local path by now, so the engine never reaches for the network."""
-    import mistralrs
-
-    dtype = getattr(mistralrs.ModelDType, _DTYPES[config.dtype])
-    if source.format == "gguf":
-        which = mistralrs.Which.GGUF(
-            quantized_model_id=source.location, quantized_filename=list(source.filenames), dtype=dtype
-        )
-    else:
-        which = mistralrs.Which.Plain(model_id=source.location, dtype=dtype)
-    return mistralrs.Runner(
-        which=which,
-        max_seqs=config.max_seqs,
-        prefix_cache_n=config.prefix_cache_n,
-        in_situ_quant=config.in_situ_quant,
-        token_source="none",
-        jinja_explicit=_template_file(config.chat_template),
-    )
-
-
-def _template_file(template: str | None) -> str | None:
-    """The engine reads a template from a .jinja file: the catalog's file, or its text written to one
-    (named by its content, so reloads reuse it)."""
-    if template is None or not is_template_text(template):
-        return template  # a .jinja file (checked when the catalog was read)
-    digest = hashlib.sha256(template.encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"llm-chat-template-{digest}.jinja"
-    if not path.is_file():
-        path.write_text(template, encoding="utf-8")
-    return str(path)
+__all__ = ["LoadedModel", "ModelEntry", "ModelPool"]
 
 
 class ModelPool:
@@ -167,6 +44,7 @@ class ModelPool:
         self._entries_lock = threading.Lock()
         self._one_load_at_a_time = threading.Lock()  # a load holds the GIL: parallel loads gain nothing
         self.device, self.device_reason = detect_device()
+        self.memory = memory.MemoryBound(settings.max_worker_memory_mb, self.recycle)
         self.started = False
 
     def _new_entry(self, model_id: str) -> ModelEntry:
@@ -205,24 +83,27 @@ class ModelPool:
 
     def _load(self, entry: ModelEntry, attempts_seen: int | None = None) -> None:
         """Load `entry` unless it is loaded, or (given `attempts_seen`) another request's attempt
-        ended while this one waited: concurrent first requests share one load and its outcome."""
+        ended while this one waited: concurrent first requests share one load and its outcome.
+        A download runs outside the one-load-at-a-time lock: other models load and serve meanwhile."""
         with entry.load_lock:
             if entry.state == LOADED or (attempts_seen is not None and entry.attempts_done != attempts_seen):
                 return
-            with self._one_load_at_a_time:
-                try:
-                    self._load_now(entry)
-                finally:
-                    entry.attempts_done += 1
+            try:
+                started = time.perf_counter()
+                config = self._find(entry)
+                if config is not None:
+                    with self._one_load_at_a_time:
+                        self._create(entry, config, started)
+            finally:
+                entry.attempts_done += 1
 
-    def _load_now(self, entry: ModelEntry) -> None:
-        """Find (download) the model, make room for it, create its runner; a failure is recorded on
-        the entry, except OverloadedError (no room now), which the request gets as a 503."""
+    def _find(self, entry: ModelEntry) -> EngineConfig | None:
+        """Locate (download) the model and choose its engine settings; None when that failed (recorded
+        on the entry)."""
         entry.state, entry.error, entry.failure = LOADING, None, None
-        started = time.perf_counter()
         try:
             entry.source = self._locate(entry)
-            config = choose_config(
+            return choose_config(
                 self.settings,
                 entry.source,
                 self.device,
@@ -233,7 +114,11 @@ class ModelPool:
             raise
         except BaseException as error:  # the engine's panics are BaseExceptions too
             self._failed(entry, error)
-            return
+            return None
+
+    def _create(self, entry: ModelEntry, config: EngineConfig, started: float) -> None:
+        """Make room, then create the runner; a failure is recorded on the entry, except
+        OverloadedError (no room now), which the request gets as a 503."""
         try:
             self._make_room(entry)
         except OverloadedError:
@@ -260,6 +145,24 @@ class ModelPool:
             entry.source.location,
             "; ".join(config.reasons),
         )
+
+    def recycle(self) -> list[str]:
+        """Create again the runner of every idle model with a prefix cache (which the engine never
+        evicts on CPU); dropping the old runner frees what its cache held."""
+        recycled = []
+        for entry in list(self._entries.values()):
+            if not entry.idle or not entry.loaded.config.prefix_cache_n:
+                continue
+            with entry.load_lock:
+                if not entry.idle:
+                    continue
+                config = entry.loaded.config
+                self._drop(entry, LOADING)
+                with self._one_load_at_a_time:
+                    self._create(entry, config, time.perf_counter())
+                entry.recycles += 1
+                recycled.append(entry.model_id)
+        return recycled
 
     def _failed(self, entry: ModelEntry, error: BaseException) -> None:
         entry.state, entry.error = FAILED, _one_line(error)
@@ -315,15 +218,21 @@ class ModelPool:
                 resident.remove(victim)
 
     def _unload(self, entry: ModelEntry, why: str) -> None:
-        """Drop the model's runner; the engine frees its memory when the last reference goes."""
-        entry.loaded, entry.state, entry.unloads = None, NOT_LOADED, entry.unloads + 1
-        gc.collect()
+        self._drop(entry, NOT_LOADED)
+        entry.unloads += 1
         logger.info(
             "model %s unloaded (least recently used, LLM_MAX_LOADED_MODELS=%d) %s",
             entry.model_id,
             self.settings.max_loaded_models,
             why,
         )
+
+    @staticmethod
+    def _drop(entry: ModelEntry, state: str) -> None:
+        """Drop the model's runner; the engine frees its memory when the last reference goes."""
+        entry.loaded, entry.state = None, state
+        gc.collect()
+        memory.trim()
 
     # -- requests -------------------------------------------------------------------------------
     @property
@@ -391,10 +300,11 @@ class ModelPool:
         model.leases += 1
         return model
 
-    @staticmethod
-    def release(model: LoadedModel) -> None:
-        """The request that acquired `model` is done with it (it may be unloaded once idle)."""
+    def release(self, model: LoadedModel) -> None:
+        """The request that acquired `model` is done with it (it may be unloaded once idle); past the
+        memory bound, idle models are recycled."""
         model.leases -= 1
+        self.memory.check()
 
     def readiness(self) -> tuple[bool, dict]:
         """Ready when every start-up model has loaded (at once under '*'); one unloaded since to make

@@ -21,8 +21,9 @@ class DirectSource:
         self._iterator: Iterator[Any] | None = iterator
         self._convert = convert
 
-    def take(self) -> list[Any] | None:
-        """The next chunks, or None at the end; engine errors raise here."""
+    def take(self, timeout: float | None = None) -> list[Any] | None:
+        """The next chunks, or None at the end; engine errors raise here. The call blocks until the
+        engine answers: without gevent there is nothing else to wait for."""
         if self._iterator is None:
             return None
         response = next(self._iterator, None)
@@ -30,6 +31,9 @@ class DirectSource:
             self._iterator = None
             return None
         return [self._convert(response)]
+
+    def wake(self) -> None:
+        """Nothing to wake: `take` returns only with the engine's answer."""
 
     def cancel(self) -> None:
         self._iterator = None  # the last reference: the engine stops the sequence
@@ -68,14 +72,15 @@ class PumpedSource:
             self._queue.append(_END)
             self._watcher.send()
 
-    def take(self) -> list[Any] | None:
+    def take(self, timeout: float | None = None) -> list[Any] | None:
+        """The chunks that have arrived (waiting up to `timeout` seconds for one), None at the end,
+        or [] when the wait ran out or `wake` was called."""
         if self._ended:
             return None
-        while not self._queue:
+        if not self._queue:
             self._ready.clear()
-            if self._queue:
-                break
-            self._ready.wait()
+            if not self._queue:
+                self._ready.wait(timeout)
         taken = []
         while self._queue:
             item = self._queue.popleft()
@@ -89,7 +94,11 @@ class PumpedSource:
                 self._end()
                 raise item
             taken.append(item)
-        return taken or None
+        return None if self._ended and not taken else taken
+
+    def wake(self) -> None:
+        """End a `take` that is waiting (a deadline, a drain or a disconnect wants the stream)."""
+        self._ready.set()
 
     def _end(self) -> None:
         self._ended = True

@@ -19,7 +19,7 @@ TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 
 E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
 QUEUE_BUCKETS = (0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
-OUTCOMES = ("success", "client_error", "server_error", "cancelled", "rejected")
+OUTCOMES = ("success", "client_error", "server_error", "cancelled", "rejected", "timeout", "shutdown")
 
 
 class LlmMetrics:
@@ -28,7 +28,7 @@ class LlmMetrics:
     def __init__(self, registry: CollectorRegistry, pool: Any, limiter: Any) -> None:
         self.requests = Counter(
             "llm_requests",
-            "Generation requests by outcome (success, client_error, server_error, cancelled, rejected)",
+            "Generation requests by outcome (" + ", ".join(OUTCOMES) + ")",
             ["model", "endpoint", "outcome"],
             registry=registry,
         )

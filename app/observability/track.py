@@ -9,22 +9,36 @@ from typing import Any
 from flask import g
 from opentelemetry.trace import Status, StatusCode
 
-from app.errors import ApiError, OverloadedError
+from app.errors import (
+    ApiError,
+    ClientClosedRequestError,
+    DeadlineExceededError,
+    OverloadedError,
+    ShuttingDownError,
+)
 from app.observability import tracing
 from app.observability.gunicorn_logger import ENVIRON_KEY
 
 logger = logging.getLogger("app.generation")
 
 
+_OUTCOMES = (
+    (OverloadedError, "rejected"),
+    (DeadlineExceededError, "timeout"),
+    (ShuttingDownError, "shutdown"),
+    (ClientClosedRequestError, "cancelled"),
+)
+
+
 def outcome_of(error: BaseException | None) -> str:
+    """success, rejected, timeout, shutdown, cancelled, client_error or server_error."""
     if error is None:
         return "success"
-    if isinstance(error, OverloadedError):
-        return "rejected"
+    for kind, outcome in _OUTCOMES:
+        if isinstance(error, kind):
+            return outcome
     if isinstance(error, ApiError) and error.status < 500:
         return "client_error"
-    if isinstance(error, GeneratorExit):
-        return "cancelled"
     return "server_error"
 
 
@@ -58,12 +72,15 @@ class RequestTrack:
         """The engine's first token arrived `seconds_ago`."""
         self.span.add_event("gen_ai.first_token", timestamp=time.time_ns() - int(seconds_ago * 1e9))
 
-    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
-        """Record metrics, close the span and log one line. `result`: a Stream or a Completion."""
+    def finish(
+        self, result: Any = None, error: BaseException | None = None, outcome: str | None = None
+    ) -> None:
+        """Record metrics, close the span and log one line. `result`: a Stream or a Completion;
+        `outcome` when no error says it (a deadline that ended a generation with its text so far)."""
         if self._finished:
             return
         self._finished = True
-        outcome = outcome_of(error)
+        outcome = outcome or outcome_of(error)
         duration = time.perf_counter() - self._started
         usage = getattr(result, "usage", None)
         timings = getattr(result, "timings", None)
@@ -106,6 +123,8 @@ class RequestTrack:
                 self.request.prompt if self.request.prompt is not None else list(self.request.messages)
             )
         level = logging.ERROR if outcome == "server_error" else logging.INFO
+        if error is not None and outcome != "success":
+            extra["error_code"] = getattr(error, "code", type(error).__name__)
         logger.log(
             level,
             "generation %s: %s %s tokens in %.0f ms",

@@ -1,0 +1,60 @@
+"""Noticing a client that leaves while its request waits or generates, before any byte is written.
+
+WSGI tells an application about a disconnect only when a write fails, so a request that is queued, in
+prefill, or non-streaming would run on for nobody. Under gunicorn's gevent worker the connection's
+socket is in the environ: a greenlet waits for it to become readable, and a read of nothing (the
+client's FIN) or a reset means the client is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from app.engine.offload import gevent_active
+
+logger = logging.getLogger(__name__)
+
+
+class DisconnectWatch:
+    """Calls `on_disconnect` once if the client closes its connection; `stop()` ends the watch."""
+
+    def __init__(self, environ: dict, on_disconnect: Callable[[], None]) -> None:
+        self._greenlet: Any = None
+        client = environ.get("gunicorn.socket")
+        if client is None or not gevent_active():
+            return  # no socket to watch (tests without a server, other servers): writes still tell
+        import gevent
+
+        try:
+            # A plain socket on a duplicate of the descriptor: peeking works under TLS too, and
+            # nothing is read from the request's own socket object.
+            raw = socket.socket(fileno=os.dup(client.fileno()))
+        except OSError:
+            return
+        self._greenlet = gevent.spawn(self._watch, raw, on_disconnect)
+
+    @staticmethod
+    def _watch(raw: socket.socket, on_disconnect: Callable[[], None]) -> None:
+        from gevent.socket import wait_read
+
+        try:
+            wait_read(raw.fileno())
+            gone = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            gone = False
+        except OSError:  # reset by the peer
+            gone = True
+        finally:
+            raw.close()
+        # Bytes waiting (a pipelined request, or TLS records) say nothing: the write will tell.
+        if gone:
+            on_disconnect()
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None

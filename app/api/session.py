@@ -1,0 +1,276 @@
+"""A generation's life, owned by one object: model lease, slot, engine streams, deadline, disconnect
+watch, and the metrics, span and log line of its one outcome.
+
+Every API shell (native, OpenAI) opens a session, encodes what it yields, and never releases
+anything by hand: `close()` (or leaving the `with` block) records the real outcome once and frees
+everything once, whatever happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from greenlet import GreenletExit
+
+from app.api.disconnect import DisconnectWatch
+from app.engine import Chunk, Completion, GenerationRequest, Stream, Timings, Usage, complete, open_stream
+from app.errors import (
+    ApiError,
+    ClientClosedRequestError,
+    DeadlineExceededError,
+    EngineError,
+    OverloadedError,
+    ShuttingDownError,
+)
+from app.observability.track import RequestTrack
+
+logger = logging.getLogger(__name__)
+
+# Why a generation was ended by the server rather than by its own finish.
+TIMEOUT, CANCELLED, SHUTDOWN = "timeout", "cancelled", "shutdown"
+# The request's own greenlet or response ended: nobody is waiting for an answer.
+_GONE = (GeneratorExit, GreenletExit, KeyboardInterrupt, SystemExit)
+
+
+@dataclass
+class Combined:
+    """Several choices of one request seen as one result by metrics, spans and logs."""
+
+    usage: Usage
+    timings: Timings
+    finish_reason: str | None
+    tokens_seen: int = 0
+
+
+def combine(results: list[Any]) -> Any:
+    if len(results) == 1:
+        return results[0]
+    usages = [r.usage or Usage(0, 0) for r in results]
+    return Combined(
+        usage=Usage(usages[0].prompt_tokens, sum(u.completion_tokens for u in usages)),
+        timings=results[0].timings,
+        finish_reason=results[0].finish_reason,
+        tokens_seen=sum(getattr(r, "tokens_seen", 0) for r in results),
+    )
+
+
+class GenerationSession:
+    """One request's generations (one per choice), from arrival to its single outcome."""
+
+    def __init__(
+        self,
+        services: Any,
+        endpoint: str,
+        requests: list[GenerationRequest],
+        environ: dict,
+        timeout: float | None = None,
+    ) -> None:
+        self._llm = services
+        self.requests = requests
+        self.track = RequestTrack(services, endpoint, requests[0], environ)
+        self._arrived = time.monotonic()
+        self.deadline = self._arrived + timeout if timeout else None
+        self.cut: str | None = None  # set once by interrupt(): timeout, cancelled or shutdown
+        self.streams: list[Stream] = []
+        self.results: list[Completion] = []
+        self.waited = 0.0
+        self._model: Any = None
+        self._slot_at: float | None = None
+        self._wake = threading.Event()
+        self._watch: DisconnectWatch | None = DisconnectWatch(environ, lambda: self.interrupt(CANCELLED))
+        self._generated = False  # every choice reached its own finish
+        self._closed = False
+        services.sessions.add(self)
+
+    # -- interruptions, from other greenlets (disconnect watch, drain) or the deadline ------------
+    def interrupt(self, reason: str) -> None:
+        """End the generation early for `reason`; the first reason wins, a finished one stays."""
+        if self.cut is not None or self._generated or self._closed:
+            return
+        self.cut = reason
+        self._wake.set()
+        for stream in self.streams:
+            stream.wake()
+
+    def _time_left(self) -> float | None:
+        """Seconds to the deadline (None: no deadline); at the deadline, the session is cut."""
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            self.interrupt(TIMEOUT)
+            return 0.0
+        return left
+
+    def _cut_error(self) -> ApiError:
+        """What a request cut before (or instead of) an answer gets."""
+        if self.cut == TIMEOUT:
+            return DeadlineExceededError(
+                "The request's deadline passed before any output (timeout field or "
+                "LLM_REQUEST_TIMEOUT_SECONDS)",
+                details={
+                    "timeout_seconds": round(self.deadline - self._arrived, 3) if self.deadline else None
+                },
+            )
+        if self.cut == SHUTDOWN:
+            return ShuttingDownError(
+                "The server is shutting down and its drain time (LLM_DRAIN_SECONDS) ended this "
+                "generation; retry on another replica",
+                headers={"Retry-After": "1"},
+            )
+        return ClientClosedRequestError("The client closed the connection")
+
+    # -- before the first byte ------------------------------------------------------------------
+    def open(self, streaming: bool = False) -> GenerationSession:
+        """Everything that can fail before a response begins: the model, a slot, submission and the
+        first token (raw prompts, which cannot stream: the whole generation). Raises our errors,
+        already recorded."""
+        try:
+            self._model = self._llm.pool.acquire(self.requests[0].model)
+            self._take_slot()
+            if self.requests[0].raw and not streaming:  # one blocking engine call per choice
+                self.results = [complete(self._model, request) for request in self.requests]
+                self._generated = True
+                return self
+            for index, request in enumerate(self.requests):
+                self.streams.append(open_stream(self._model, request, prime=False))
+                if self.cut:
+                    raise self._cut_error()
+                if index == 0:
+                    self._prime(self.streams[0])
+            for stream in self.streams:
+                stream.timings.queue_seconds = self.waited
+            self.track.first_token()
+            return self
+        except BaseException as error:
+            self._fail(error)
+
+    def _take_slot(self) -> None:
+        limiter = self._llm.limiter
+        left = self._time_left()
+        wait = limiter.timeout if left is None else min(limiter.timeout, left)
+        started = time.monotonic()
+        try:
+            granted = limiter.acquire(wait, self._wake) if not self.cut else False
+        except OverloadedError:
+            self.track.slot_refused(time.monotonic() - started)
+            if self._time_left() == 0.0:
+                raise self._cut_error() from None
+            raise
+        self.waited = time.monotonic() - started
+        if granted:
+            self._slot_at = time.monotonic()
+            self.track.slot_granted(self.waited)
+        if self.cut or not granted:
+            raise self._cut_error()
+
+    def _prime(self, stream: Stream) -> None:
+        while not stream.prime(self._time_left()):
+            if self.cut or self._time_left() == 0.0:
+                raise self._cut_error()
+
+    # -- generating -----------------------------------------------------------------------------
+    def batches(self) -> Iterator[tuple[int, list[Chunk]]]:
+        """(choice index, chunks that arrived together), choice after choice, until each finishes or
+        the session is cut. A deadline ends the choices with finish_reason `timeout`; any other cut
+        or failure raises our error, already recorded."""
+        try:
+            for index, stream in enumerate(self.streams):
+                while not self.cut:
+                    batch = stream.next_batch(self._time_left())
+                    if batch is None:
+                        break
+                    if batch:
+                        yield index, batch
+                if self.cut:
+                    break
+        except BaseException as error:
+            self._fail(error)
+        if self.cut == TIMEOUT:
+            for stream in self.streams:
+                stream.stop(TIMEOUT)
+        elif self.cut:
+            raise self.close(self._cut_error())
+        self._generated = True
+
+    def complete(self) -> list[Completion]:
+        """Whole generations: each choice's chunks joined (a deadline keeps the text so far)."""
+        if self.results:
+            return self.results
+        collected: list[list[Chunk]] = [[] for _ in self.streams]
+        for index, batch in self.batches():
+            collected[index].extend(batch)
+        if self.cut == TIMEOUT and not any(collected):
+            raise self.close(self._cut_error())
+        self.results = [
+            _completion(s, chunks, self.waited) for s, chunks in zip(self.streams, collected, strict=True)
+        ]
+        return self.results
+
+    # -- the one exit ---------------------------------------------------------------------------
+    def _fail(self, error: BaseException) -> NoReturn:
+        """Close with `error` and raise it as our error; a closed response or a killed greenlet
+        (the client is gone) is re-raised as it is, recorded as a cancellation."""
+        failure = self.close(error)
+        if failure is None or isinstance(error, _GONE):
+            raise error
+        raise failure from None
+
+    def __enter__(self) -> GenerationSession:
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        self.close(error)
+
+    def close(self, error: BaseException | None = None) -> ApiError | None:
+        """Record the outcome and free everything, once. Returns `error` as our error (an engine
+        panic becomes an engine_error) for the caller to raise or encode."""
+        if isinstance(error, _GONE):
+            error = None  # the response was closed before the end: a cancellation (below)
+        failure = _as_api_error(error) if error is not None else None
+        if self._closed:
+            return failure
+        self._closed = True
+        if self._watch is not None:
+            self._watch.stop()
+        for stream in self.streams:
+            stream.close()
+        if self._slot_at is not None:
+            self._llm.limiter.release(time.monotonic() - self._slot_at)
+        if self._model is not None:
+            self._llm.pool.release(self._model)
+        self._llm.sessions.discard(self)
+        if failure is None and self.cut not in (None, TIMEOUT):
+            failure = self._cut_error()
+        elif failure is None and not self._generated:
+            failure = ClientClosedRequestError("The client closed the connection before the end")
+        if failure is not None and failure.status >= 500 and failure.status != 503:
+            logger.error("generation failed: %s", failure.message, exc_info=error)
+        result = combine(self.results or self.streams) if (self.results or self.streams) else None
+        outcome = TIMEOUT if failure is None and self.cut == TIMEOUT else None
+        self.track.finish(result, failure, outcome=outcome)
+        return failure
+
+
+def _as_api_error(error: BaseException) -> ApiError:
+    if isinstance(error, ApiError):
+        return error
+    return EngineError(f"The engine failed: {type(error).__name__}: {str(error)[:200]}")
+
+
+def _completion(stream: Stream, chunks: list[Chunk], waited: float) -> Completion:
+    stream.timings.queue_seconds = waited
+    return Completion(
+        model=stream.request.model,
+        text="".join(chunk.text for chunk in chunks),
+        finish_reason=stream.finish_reason or "stop",
+        usage=stream.usage or Usage(0, stream.tokens_seen),
+        timings=stream.timings,
+        logprobs=tuple(entry for chunk in chunks for entry in chunk.logprobs),
+        tool_calls=tuple(call for chunk in chunks for call in chunk.tool_calls),
+    )

@@ -1,0 +1,98 @@
+"""A model's entry in the pool (state, source, counts) and the loaded model it holds."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.engine.catalog import ModelSource
+from app.engine.device import EngineConfig
+
+NOT_LOADED, LOADING, LOADED, FAILED = "not loaded", "loading", "loaded", "failed"
+
+
+@dataclass
+class LoadedModel:
+    """A model in memory: its runner, and the lock that serialises submission to it."""
+
+    model_id: str
+    runner: Any
+    source: ModelSource
+    config: EngineConfig
+    context_length: int | None
+    load_seconds: float
+    submit_lock: Any = field(default_factory=lambda: threading.Lock())
+    active_streams: int = 0
+    leases: int = 0  # requests holding the model, from acquire to release
+
+
+@dataclass
+class ModelEntry:
+    model_id: str
+    alias: str | None = None
+    state: str = NOT_LOADED
+    source: ModelSource | None = None
+    error: str | None = None
+    failure: Exception | None = None
+    loaded: LoadedModel | None = None
+    startup: bool = False  # being loaded by the worker's start (requests get 503 until it ends)
+    loads: int = 0
+    attempts_done: int = 0  # load attempts that have ended, successful or not
+    unloads: int = 0
+    recycles: int = 0  # runner created again to free memory (LLM_MAX_WORKER_MEMORY_MB)
+    last_used: float = 0.0
+    load_lock: Any = field(default_factory=lambda: threading.Lock())
+
+    @property
+    def idle(self) -> bool:
+        """Loaded and held by no request: the only kind of model that may be unloaded."""
+        return self.state == LOADED and self.loaded is not None and self.loaded.leases == 0
+
+    def describe(self) -> dict:
+        info: dict[str, Any] = {
+            "id": self.model_id,
+            "alias": self.alias,
+            "state": self.state,
+            "error": self.error,
+        }
+        source = self.source
+        info["source"] = (
+            {
+                "origin": source.origin,
+                "format": source.format or None,
+                "location": source.location,
+                "files": list(source.filenames),
+                "revision": source.revision,
+            }
+            if source
+            else None
+        )
+        loaded = self.loaded
+        info["format"] = source.format or None if source else None
+        info["quantization"] = _quantization(source, loaded.config if loaded else None)
+        info["context_length"] = loaded.context_length if loaded else None
+        info["device"] = loaded.config.device if loaded else None
+        info["engine"] = loaded.config.as_dict() if loaded else None
+        info["load_seconds"] = round(loaded.load_seconds, 3) if loaded else None
+        info["loads"], info["unloads"], info["recycles"] = self.loads, self.unloads, self.recycles
+        info["active_streams"] = loaded.active_streams if loaded else 0
+        return info
+
+
+_GGUF_TYPE = re.compile(r"(?i)(?:^|[.-])((?:I?Q\d(?:_[A-Z0-9]+)*)|BF16|F16|F32)(?:[.-]|$)")
+
+
+def _quantization(source: ModelSource | None, config: EngineConfig | None) -> dict | None:
+    """The weights' own type (a GGUF's from its file name; a safetensors model's dtype) and the
+    in-situ quantization applied at load."""
+    if source is None or not source.format:
+        return None
+    weights = None
+    if source.format == "gguf" and source.filenames:
+        match = _GGUF_TYPE.search(source.filenames[0].removesuffix(".gguf"))
+        weights = match.group(1).upper() if match else "gguf"
+    elif config is not None:
+        weights = config.dtype
+    return {"weights": weights, "in_situ": config.in_situ_quant if config else None}
