@@ -14,7 +14,8 @@ except SettingsError as error:
 bind = _settings.bind
 workers = 1  # the worker holds the models; scale out with more replicas
 worker_class = "app.worker.InferenceWorker"  # gevent, plus the drain and JSON errors
-worker_connections = max(100, _settings.max_concurrent_requests * 4)
+# greenlets are cheap: bursts far over the slot limit get an answer (503), not a full accept queue
+worker_connections = max(1000, _settings.max_concurrent_requests * 8)
 # Loading a model holds the GIL (no heartbeat meanwhile): the timeout must exceed the longest load.
 timeout = _settings.worker_timeout_seconds
 # SIGTERM: stop accepting, finish in-flight work, cut what is left just before this bound.

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.api import sse
 from app.engine.catalog import embedded_model_file
@@ -116,7 +117,8 @@ def server_env(tmp: Path, **overrides: str) -> dict[str, str]:
 class Server:
     """gunicorn with the gevent worker, as `make run` starts it, on a loopback port."""
 
-    def __init__(self, tmp: Path, **overrides: str) -> None:
+    def __init__(self, tmp: Path, config: str = "gunicorn.conf.py", **overrides: str) -> None:
+        self.config = config
         self.env = server_env(tmp, **overrides)
         self.log_path = tmp / f"server-{self.env['LLM_INFERENCE_PORT']}.log"
         scheme = "https" if self.env.get("SERVER_SSL_ENABLED") == "true" else "http"
@@ -128,7 +130,7 @@ class Server:
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"],
+            [gunicorn, "-c", self.config, "wsgi:app"],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -201,3 +203,60 @@ def iter_events(response: requests.Response) -> Iterator[tuple[str, dict]]:
                 block = []
         else:
             block.append(line)
+
+
+# -- metrics, and waiting on them -------------------------------------------------------------------
+def samples(server) -> dict[tuple[str, tuple], float]:
+    text = requests.get(server.url + "/metrics", timeout=5, verify=server.verify).text
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def metric(found: dict, name: str, **labels: str) -> float:
+    return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def delta(after: dict, before: dict, name: str, **labels: str) -> float:
+    return metric(after, name, **labels) - metric(before, name, **labels)
+
+
+def wait_for(condition, what: str, deadline: float = 120, interval: float = 0.05):
+    """Poll `condition()` until it returns something truthy (returned); fail after `deadline` s."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)  # polling interval for a condition, not synchronisation
+    raise AssertionError(f"never happened: {what}")
+
+
+def send_request(url: str, path: str, body: dict, headers: dict | None = None) -> socket.socket:
+    """Send a JSON POST on a raw socket and return it unread (the test decides when to leave)."""
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    data = json.dumps(body).encode()
+    head = [f"POST {path} HTTP/1.1", f"Host: {parts.netloc}", "Content-Type: application/json"]
+    head += [f"Content-Length: {len(data)}", *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=600)
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+    return sock
+
+
+def worker_pid(server) -> int:
+    """The gunicorn worker's pid (the master's only child)."""
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")

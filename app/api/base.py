@@ -7,17 +7,22 @@ from typing import Any
 
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
+from marshmallow import Schema
 
 from app.api.json_body import StrictJsonParser
-from app.api.schemas import ErrorSchema
+from app.api.schemas import ErrorSchema, OpenAIErrorSchema
 
 ERROR_DESCRIPTIONS = {
-    400: "Malformed JSON, prompt longer than the context, or no chat template",
+    400: "Malformed JSON (bad UTF-8, NaN, nested too deep, a lone surrogate), prompt longer than the "
+    "context, or no chat template",
     404: "Unknown or not allowed model (the allowed ones are listed)",
+    415: "A body that is not JSON",
     422: "A field out of range, of the wrong type, or unknown (named in the message)",
     500: "The engine failed (the message says how); the worker keeps serving",
-    503: "No generation slot within LLM_QUEUE_TIMEOUT_SECONDS, or the model is not loaded yet "
-    "(Retry-After is set)",
+    503: "Over the slot limit (queue full, or no slot within LLM_QUEUE_TIMEOUT_SECONDS: Retry-After "
+    "estimated from the measured generation time and queue position), the model is not loaded yet, "
+    "or the server is draining",
+    504: "The request's deadline (timeout, LLM_REQUEST_TIMEOUT_SECONDS) passed before any output",
 }
 
 
@@ -30,13 +35,20 @@ class Api(SmorestApi):
 
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = StrictJsonParser()
+    ERROR_SCHEMA: type[Schema] = ErrorSchema
 
     def generation_errors(self) -> Callable[[Any], Any]:
         """Document the error responses every generation endpoint can give."""
 
         def decorator(view: Any) -> Any:
             for status, description in ERROR_DESCRIPTIONS.items():
-                view = self.alt_response(status, schema=ErrorSchema, description=description)(view)
+                view = self.alt_response(status, schema=self.ERROR_SCHEMA, description=description)(view)
             return view
 
         return decorator
+
+
+class OpenAIBlueprint(Blueprint):
+    """Under /v1 errors take OpenAI's shape, and are documented so."""
+
+    ERROR_SCHEMA = OpenAIErrorSchema

@@ -10,7 +10,7 @@ from flask import jsonify
 from flask.views import MethodView
 
 from app.api import inference
-from app.api.base import Blueprint
+from app.api.base import OpenAIBlueprint
 from app.api.openai_responses import ChatEncoder, ChunkWriter, chat_choice, replay, response_object
 from app.api.openai_schemas import (
     ChatCompletionRequestSchema,
@@ -19,11 +19,11 @@ from app.api.openai_schemas import (
     ModelObjectSchema,
     OpenAIResponseSchema,
 )
-from app.api.schemas import StreamEventSchema
+from app.api.schemas import OpenAIErrorSchema, StreamEventSchema
 from app.engine import GenerationRequest, Grammar
 from app.errors import ModelNotFoundError, UnprocessableError
 
-blp = Blueprint("openai", __name__, url_prefix="/v1", description="OpenAI-compatible API")
+blp = OpenAIBlueprint("openai", __name__, url_prefix="/v1", description="OpenAI-compatible API")
 STARTED = int(time.time())
 OWNER = "llm-inference-api"
 
@@ -96,12 +96,26 @@ def forced_call_grammar(functions: list[dict], tool_choice: Any) -> Grammar | No
         "type": "object",
         "properties": {
             "name": {"type": "string", "enum": [f["name"] for f in chosen]},
-            "arguments": arguments or {"type": "object"},
+            "arguments": closed_objects(arguments or {"type": "object"}),
         },
         "required": ["name", "arguments"],
         "additionalProperties": False,  # the engine's JSON grammar allows extra keys unless told
     }
     return Grammar("json_schema", json.dumps(schema))
+
+
+def closed_objects(schema: Any) -> Any:
+    """The schema with `additionalProperties: false` on every object that says nothing about it (as
+    strict function calling does): the engine's JSON grammar would otherwise let the model add keys
+    until max_tokens."""
+    if isinstance(schema, list):
+        return [closed_objects(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = {key: closed_objects(value) for key, value in schema.items()}
+    if closed.get("type") == "object" and "properties" in closed:
+        closed.setdefault("additionalProperties", False)
+    return closed
 
 
 def with_max_tokens(body: dict) -> dict:
@@ -152,7 +166,7 @@ class Models(MethodView):
 @blp.route("/models/<path:model_id>")
 class ModelDetail(MethodView):
     @blp.response(200, ModelObjectSchema)
-    @blp.alt_response(404, description="Unknown model")
+    @blp.alt_response(404, schema=OpenAIErrorSchema, description="Unknown model")
     def get(self, model_id: str):
         """One model."""
         pool = inference.services().pool

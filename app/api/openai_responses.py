@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -10,17 +11,29 @@ from typing import Any
 
 from flask import Response
 
-from app.api import inference, sse
+from app.api import sse
+from app.api.session import combine
 from app.engine import Chunk, Completion, Stream, TokenLogprob, ToolCall
 from app.errors import ApiError, openai_envelope
 
+_CALL_NAME = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_CALL_ARGUMENTS = re.compile(r'"arguments"\s*:\s*')
 
-def parse_forced_call(text: str) -> tuple[ToolCall, ...]:
+
+def parse_forced_call(text: str) -> tuple[ToolCall, bool]:
+    """The call a forced-call grammar made the model write, and whether it is whole. Cut short by
+    max_tokens, it is still a call: its name (if written) and its arguments as far as they got, as
+    OpenAI returns a call cut by `length`."""
+    call_id = f"call_{uuid.uuid4().hex[:24]}"
     try:
         call = json.loads(text)
-        return (ToolCall(f"call_{uuid.uuid4().hex[:24]}", call["name"], json.dumps(call["arguments"])),)
+        return ToolCall(call_id, call["name"], json.dumps(call["arguments"])), True
     except (ValueError, KeyError, TypeError):
-        return ()  # cut short by max_tokens: the text is returned as it is
+        name = _CALL_NAME.search(text)
+        arguments = _CALL_ARGUMENTS.search(text)
+        return ToolCall(
+            call_id, name.group(1) if name else "", text[arguments.end() :] if arguments else ""
+        ), False
 
 
 def logprobs_object(entries: tuple[TokenLogprob, ...]) -> dict:
@@ -50,7 +63,7 @@ def tool_calls_object(calls: tuple[ToolCall, ...], with_index: bool = False) -> 
 
 
 def usage_object(results: list[Any]) -> dict:
-    combined = inference.combine(results)
+    combined = combine(results)
     usage = combined.usage
     return {
         "prompt_tokens": usage.prompt_tokens,
@@ -76,15 +89,21 @@ def response_object(kind: str, model: str, choices: list[dict], results: list[An
 
 
 def chat_choice(index: int, result: Completion, forced: bool, logprobs: bool) -> dict:
-    calls = result.tool_calls or (parse_forced_call(result.text) if forced else ())
+    calls, finish_reason = result.tool_calls, result.finish_reason
+    if forced and not calls:  # always a call, never the grammar's JSON as content
+        call, whole = parse_forced_call(result.text)
+        calls = (call,)
+        if not whole and finish_reason != "timeout":
+            finish_reason = "length"
     message: dict[str, Any] = {"role": "assistant", "content": None if calls else result.text}
     if calls:
         message["tool_calls"] = tool_calls_object(calls)
+    whole_calls = calls and finish_reason not in ("length", "timeout")
     return {
         "index": index,
         "message": message,
         "logprobs": logprobs_object(result.logprobs) if logprobs else None,
-        "finish_reason": "tool_calls" if calls else result.finish_reason,
+        "finish_reason": "tool_calls" if whole_calls else finish_reason,
     }
 
 

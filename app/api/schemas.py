@@ -10,6 +10,7 @@ ROLES = ("system", "user", "assistant")
 MAX_STOP = 8
 MAX_TOKEN_ID = 999_999_999  # above every vocabulary; keeps ids within the engine's integer types
 MAX_TIMEOUT_SECONDS = 86_400
+MIN_REPETITION_PENALTY = 0.01
 
 
 class StrictSchema(Schema):
@@ -74,8 +75,11 @@ class CommonSamplingSchema(StrictSchema):
     )
     repetition_penalty = fields.Float(
         load_default=None,
-        validate=validate.Range(min=0, max=2, min_inclusive=False),
-        metadata={"description": "Multiplicative repetition penalty, above 0 up to 2. Default: off."},
+        validate=validate.Range(min=MIN_REPETITION_PENALTY, max=2),
+        metadata={
+            "description": f"Multiplicative repetition penalty, {MIN_REPETITION_PENALTY} to 2 (smaller "
+            "values overflow the model's scores). Default: off."
+        },
     )
     logit_bias = fields.Dict(
         keys=fields.String(
@@ -239,6 +243,19 @@ class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema)
 
 
+class OpenAIErrorBodySchema(Schema):
+    message = fields.String(metadata={"description": "One line for humans, naming the field."})
+    type = fields.String(metadata={"description": "invalid_request_error or server_error."})
+    param = fields.String(allow_none=True, metadata={"description": "The field at fault, if one is."})
+    code = fields.String(allow_none=True, metadata={"description": "The same codes as the native API."})
+
+
+class OpenAIErrorSchema(Schema):
+    """OpenAI's error shape, used under /v1."""
+
+    error = fields.Nested(OpenAIErrorBodySchema)
+
+
 class EngineConfigSchema(Schema):
     device = fields.String()
     in_situ_quant = fields.String(allow_none=True)
@@ -305,4 +322,9 @@ class StreamEventSchema(Schema):
     """One Server-Sent Event, as `event: NAME` and `data: JSON` lines (see the operation text)."""
 
     event = fields.String(metadata={"description": "token, done or error.", "example": "token"})
-    data = fields.Dict(metadata={"description": "JSON payload.", "example": {"delta": "Hello"}})
+    data = fields.String(
+        metadata={
+            "description": "The event's payload: JSON text on one line (for /v1, `[DONE]` ends the stream).",
+            "example": '{"delta":"Hello"}',
+        }
+    )

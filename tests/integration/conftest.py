@@ -30,6 +30,14 @@ def one_slot_server(tmp_path_factory):
         yield srv
 
 
+@pytest.fixture(scope="session")
+def no_queue_server(tmp_path_factory):
+    """One generation slot and no queue: a request over the limit is refused at once."""
+    tmp = tmp_path_factory.mktemp("no-queue")
+    with Server(tmp, LLM_MAX_CONCURRENT_REQUESTS="1", LLM_MAX_QUEUED_REQUESTS="0").running() as srv:
+        yield srv
+
+
 NO_TEMPLATE = "local/no-template"
 BROKEN = "local/broken"
 

@@ -72,18 +72,19 @@ def test_four_concurrent_streams_complete_with_their_own_tokens_while_live_answe
     )
 
 
-def test_requests_over_the_limit_get_503_with_retry_after(one_slot_server):
-    url = one_slot_server.url
+def test_requests_over_the_limit_get_503_with_retry_after_and_their_queue_position(no_queue_server):
+    url = no_queue_server.url
     with requests.post(
         url + "/api/chat/stream", json=chat_body(LONG_ANSWER, 300), timeout=300, stream=True
     ) as held:
         events = iter_events(held)
-        assert next(events)[0] == "token"  # the slot is taken
+        assert next(events)[0] == "token"  # the slot is taken, and no request may queue
         refused = requests.post(url + "/api/generate", json={"prompt": "x", "max_tokens": 2}, timeout=30)
         assert refused.status_code == 503
-        assert refused.headers["Retry-After"] == "3"
+        assert int(refused.headers["Retry-After"]) >= 1
         error = refused.json()["error"]
-        assert error["code"] == "overloaded" and "LLM_MAX_CONCURRENT_REQUESTS" in error["message"]
+        assert error["code"] == "overloaded" and "LLM_MAX_QUEUED_REQUESTS" in error["message"]
+        assert error["details"]["queue_position"] == 1 and error["details"]["limit"] == 1
     assert requests.get(url + "/health/live", timeout=5).status_code == 200
 
 

@@ -21,19 +21,26 @@ def test_probes_answer(server):
     assert ready.json() == {"status": "ready", "models": [EMBEDDED]}
 
 
-def test_llms_reports_the_embedded_model_on_cpu(server):
+# What the server chooses on each device for the embedded model with four slots: in-situ
+# quantization, max_seqs, prefix cache (off on CPU, where the engine never evicts it).
+EXPECTED_ENGINE = {"cpu": ("Q8_0", 1, 0), "cuda": (None, 4, 16)}
+
+
+def test_llms_reports_the_embedded_model_and_the_settings_chosen_for_its_device(server):
     listing = requests.get(server.url + "/api/llms", timeout=5).json()
-    assert listing["device"] == "cpu" and not listing["allow_any_model"]
+    device = listing["device"]
+    assert device in EXPECTED_ENGINE and not listing["allow_any_model"]
     (model,) = listing["models"]
     assert model["id"] == EMBEDDED and model["state"] == "loaded" and model["error"] is None
     assert model["context_length"] == 8192
     assert model["source"]["origin"] == "embedded" and model["source"]["format"] == "gguf"
+    in_situ, max_seqs, prefix_cache = EXPECTED_ENGINE[device]
     assert model["engine"] == {
-        "device": "cpu",
-        "in_situ_quant": "Q8_0",
+        "device": device,
+        "in_situ_quant": in_situ,
         "dtype": "auto",
-        "max_seqs": 1,
-        "prefix_cache_n": 16,
+        "max_seqs": max_seqs,
+        "prefix_cache_n": prefix_cache,
         "chat_template": "model",
         "max_context": None,
         "reasons": model["engine"]["reasons"],
