@@ -8,15 +8,12 @@ client's FIN) or a reset means the client is gone.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
 from app.engine.offload import gevent_active
-
-logger = logging.getLogger(__name__)
 
 
 class DisconnectWatch:
