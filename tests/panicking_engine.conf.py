@@ -26,7 +26,7 @@ class PanickingRunner:
         return self._runner.send_chat_completion_request(request)  # raises pyo3's PanicException
 
     def send_chat_completion_request(self, request):
-        text = str(request.messages)
+        text = _MARKED.pop(id(request), "")
         if PANIC_AT_SUBMIT in text:
             return self._panic()
         stream = self._runner.send_chat_completion_request(request)
@@ -39,7 +39,22 @@ class PanickingRunner:
             yield chunk
 
 
+_MARKED: dict[int, str] = {}  # engine request id -> its prompt text (the engine's object hides it)
+
+
+def _marking(build):
+    def to_engine_chat_request(request):
+        engine_request = build(request)
+        _MARKED[id(engine_request)] = str(request.chat_messages())
+        return engine_request
+
+    return to_engine_chat_request
+
+
 def post_worker_init(worker):
+    from app.engine import generation
+
+    generation.to_engine_chat_request = _marking(generation.to_engine_chat_request)
     pool = worker.wsgi.extensions["llm"].pool
     create = pool._runner_factory
     pool._runner_factory = lambda source, config: PanickingRunner(create(source, config))

@@ -111,8 +111,8 @@ class GenerationSession:
         """What a request cut before (or instead of) an answer gets."""
         if self.cut == TIMEOUT:
             return DeadlineExceededError(
-                "The request's deadline passed before any output (timeout field or "
-                "LLM_REQUEST_TIMEOUT_SECONDS)",
+                "The request's deadline (timeout field or LLM_REQUEST_TIMEOUT_SECONDS) passed, or "
+                "would pass waiting for a slot, before any output",
                 details={
                     "timeout_seconds": round(self.deadline - self._arrived, 3) if self.deadline else None
                 },
@@ -159,13 +159,16 @@ class GenerationSession:
             granted = limiter.acquire(wait, self._wake) if not self.cut else False
         except OverloadedError:
             self.track.slot_refused(time.monotonic() - started)
-            if self._time_left() == 0.0:
+            if left is not None and left < limiter.timeout:  # the deadline, not the queue, is short
+                self.interrupt(TIMEOUT)
                 raise self._cut_error() from None
             raise
         self.waited = time.monotonic() - started
         if granted:
             self._slot_at = time.monotonic()
             self.track.slot_granted(self.waited)
+        else:
+            self.track.slot_refused(self.waited)  # left the queue: its wait counts all the same
         if self.cut or not granted:
             raise self._cut_error()
 
@@ -249,7 +252,7 @@ class GenerationSession:
             failure = self._cut_error()
         elif failure is None and not self._generated:
             failure = ClientClosedRequestError("The client closed the connection before the end")
-        if failure is not None and failure.status >= 500 and failure.status != 503:
+        if failure is not None and failure.status in (500, 502):
             logger.error("generation failed: %s", failure.message, exc_info=error)
         result = combine(self.results or self.streams) if (self.results or self.streams) else None
         outcome = TIMEOUT if failure is None and self.cut == TIMEOUT else None

@@ -10,9 +10,10 @@ from tests.helpers import EMBEDDED, delta, iter_events, read_events, samples
 from tests.integration.test_concurrency import LONG_ANSWER, chat_body
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def whole_answer(server) -> dict:
-    """The long answer read to its end on this machine: deadlines below are fractions of its time."""
+    """The long answer read to its end on this machine, just before the test that uses it:
+    deadlines below are fractions of its time."""
     answer = requests.post(server.url + "/api/chat", json=chat_body(LONG_ANSWER, 300), timeout=600).json()
     assert answer["usage"]["completion_tokens"] >= 100
     return answer

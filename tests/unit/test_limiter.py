@@ -1,0 +1,84 @@
+"""The slot limiter: arrival order, the bounded queue, the wait, and the estimate behind Retry-After."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from app.engine.limiter import SlotLimiter
+from app.errors import OverloadedError
+
+
+def test_a_free_slot_is_taken_at_once_and_returned():
+    limiter = SlotLimiter(limit=2, timeout=1)
+    assert limiter.acquire(1, threading.Event()) and limiter.acquire(1, threading.Event())
+    assert limiter.in_use == 2
+    limiter.release(held_seconds=0.5)
+    assert limiter.in_use == 1 and limiter.mean_hold_seconds == 0.5
+
+
+def test_a_freed_slot_goes_to_the_oldest_waiter():
+    limiter = SlotLimiter(limit=1, timeout=30)
+    assert limiter.acquire(1, threading.Event())
+    order: list[str] = []
+
+    def wait(name: str) -> None:
+        if limiter.acquire(30, threading.Event()):
+            order.append(name)
+            limiter.release(0.1)
+
+    threads = []
+    for name in ("first", "second"):
+        thread = threading.Thread(target=wait, args=(name,))
+        thread.start()
+        threads.append(thread)
+        while limiter.waiting < len(threads):  # queued, in this order
+            threading.Event().wait(0.001)
+    limiter.release(0.1)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert order == ["first", "second"]
+    assert limiter.in_use == 0 and limiter.waiting == 0
+
+
+def test_a_full_queue_refuses_at_once_with_the_position_it_would_have_had():
+    limiter = SlotLimiter(limit=1, timeout=30, max_waiting=0)
+    limiter.acquire(1, threading.Event())
+    limiter.release(4.0)  # measured: a request holds a slot 4 s
+    limiter.acquire(1, threading.Event())
+    with pytest.raises(OverloadedError) as refused:
+        limiter.acquire(30, threading.Event())
+    error = refused.value
+    assert error.details["queue_position"] == 1 and error.details["estimated_wait_seconds"] == 4.0
+    assert error.headers["Retry-After"] == "4" and "LLM_MAX_QUEUED_REQUESTS" in error.message
+
+
+def test_a_wait_longer_than_allowed_is_refused_at_once():
+    limiter = SlotLimiter(limit=2, timeout=5)
+    limiter.acquire(1, threading.Event())
+    limiter.release(20.0)
+    limiter.acquire(1, threading.Event())
+    limiter.acquire(1, threading.Event())
+    with pytest.raises(OverloadedError) as refused:
+        limiter.acquire(5, threading.Event())  # 1 ahead of 2 slots at 20 s each: 10 s > 5 s
+    assert refused.value.headers["Retry-After"] == "10"
+    assert limiter.waiting == 0
+
+
+def test_a_wait_that_runs_out_is_refused_and_leaves_the_queue():
+    limiter = SlotLimiter(limit=1, timeout=0.05)
+    limiter.acquire(1, threading.Event())
+    with pytest.raises(OverloadedError) as refused:
+        limiter.acquire(0.05, threading.Event())
+    assert "LLM_QUEUE_TIMEOUT_SECONDS" in refused.value.message
+    assert limiter.waiting == 0 and limiter.in_use == 1
+
+
+def test_a_woken_waiter_leaves_without_a_slot():
+    limiter = SlotLimiter(limit=1, timeout=30)
+    limiter.acquire(1, threading.Event())
+    wake = threading.Event()
+    wake.set()  # a disconnect, a deadline or a drain
+    assert limiter.acquire(30, wake) is False
+    assert limiter.waiting == 0 and limiter.in_use == 1
