@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EMBEDDED_MODEL := HuggingFaceTB/SmolLM2-135M-Instruct
 
-.PHONY: install run test lint format unit integration bench bench-llama llama-server dashboard clean
+.PHONY: install run test lint format unit integration bench bench-llama llama-server dashboard soak clean
 
 install: $(STAMP)
 
@@ -38,6 +38,9 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/http_vs_engine.py
+
+soak: install
+	$(BIN)/python bench/soak_memory.py 1000
 
 llama-server:
 	bash bench/build_llama_server.sh

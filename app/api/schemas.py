@@ -298,6 +298,9 @@ class ModelSchema(Schema):
     load_seconds = fields.Float(allow_none=True)
     loads = fields.Integer(metadata={"description": "Times loaded since start."})
     unloads = fields.Integer(metadata={"description": "Times unloaded (LLM_MAX_LOADED_MODELS)."})
+    recycles = fields.Integer(
+        metadata={"description": "Runner created again to free its prefix cache (LLM_MAX_WORKER_MEMORY_MB)."}
+    )
     active_streams = fields.Integer(metadata={"description": "Generations running in the engine."})
 
 

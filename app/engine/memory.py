@@ -53,7 +53,9 @@ class MemoryBound:
     def check(self) -> None:
         if not self.limit or self._busy:
             return
-        if rss_bytes() <= max(self.limit, self._floor + _REGROWTH_BYTES):
+        # A recycle that got under the bound re-arms it; one that could not waits for more growth.
+        threshold = self.limit if self._floor <= self.limit else self._floor + _REGROWTH_BYTES
+        if rss_bytes() <= threshold:
             return
         self._busy = True
         spawn_background(self._run)

@@ -7,14 +7,18 @@ import requests
 
 from tests.helpers import Server, rss_mb, wait_for, worker_pid
 
-SHORT = {"prompt": "Say hi.", "max_tokens": 8, "temperature": 0}
-LONGER = {"prompt": "Describe the sea.", "max_tokens": 64, "temperature": 0}
+# Every prompt differs: the engine's prefix cache keys on the whole sequence, so repeating one prompt
+# would replace one entry and hide the growth.
+SHORT = {"prompt": "Say hi, number {}.", "max_tokens": 8, "temperature": 0}
+LONGER = {"prompt": "Describe the sea, take {}.", "max_tokens": 64, "temperature": 0}
+_counter = iter(range(10**9))
 
 
 def generate(server, body: dict, times: int) -> None:
     with requests.Session() as session:
         for _ in range(times):
-            response = session.post(server.url + "/api/generate", json=body, timeout=300)
+            distinct = {**body, "prompt": body["prompt"].format(next(_counter))}
+            response = session.post(server.url + "/api/generate", json=distinct, timeout=300)
             assert response.status_code == 200, response.text
 
 
