@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from app.api.drain import Drain
+    from app.api.tenancy import TokenQuotas
     from app.engine import ModelPool, SlotLimiter
     from app.observability.llm_metrics import LlmMetrics
     from app.settings import Settings
@@ -27,6 +28,7 @@ class LlmServices:
     metrics: LlmMetrics
     sessions: set  # generations in flight (GenerationSession), for the drain
     drain: Drain
+    quotas: TokenQuotas
 
 
 def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
@@ -38,8 +40,10 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
     from flask_cors import CORS
 
     from app import api, errors
+    from app.api import auth, tenancy
     from app.api.drain import Drain
     from app.api.openai_schemas import MAX_CHOICES
+    from app.api.tenancy import TokenQuotas
     from app.engine import ModelPool, SlotLimiter
     from app.engine.offload import size_threadpool
     from app.observability import logging as log_setup
@@ -57,10 +61,17 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
     # a pump thread per choice of every slot's request, plus room for loading and tokenising
     size_threadpool(settings.max_concurrent_requests * MAX_CHOICES + 4)
     request_id.init_app(app)
+    auth.init_app(app, settings)  # after the request id: a 401 carries it too
     CORS(
         app,
         origins=list(settings.cors_allowed_origins),
-        expose_headers=["X-Request-ID", "Retry-After"],
+        expose_headers=[
+            "X-Request-ID",
+            "Retry-After",
+            "X-RateLimit-Limit-Tokens",
+            "X-RateLimit-Remaining-Tokens",
+            "X-RateLimit-Reset-Tokens",
+        ],
     )
     sessions: set = set()
     app.extensions["llm"] = LlmServices(
@@ -70,8 +81,10 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
         metrics.init_app(app, pool, limiter),
         sessions,
         Drain(settings.drain_seconds, sessions),
+        TokenQuotas(settings.rate_window_seconds),
     )
+    tenancy.init_app(app, app.extensions["llm"].quotas)
     tracing.init_app(app, settings)
-    api.init_app(app)
+    api.init_app(app, settings)
     errors.register_error_handlers(app)
     return app

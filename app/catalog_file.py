@@ -17,13 +17,13 @@ the file, the entry and the reason.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from app.config_file import first_message, read
 
 DTYPES = ("auto", "f32", "f16", "bf16")
 ISQ_TYPES = (
@@ -101,7 +101,7 @@ class CatalogError(ValueError):
 
 def load(path: Path) -> dict[str, CatalogEntry]:
     """Parse and validate the catalog at `path`: model id -> entry."""
-    raw = _read(path)
+    raw = read(path, CatalogError)
     if not isinstance(raw, dict) or set(raw) != {"models"} or not isinstance(raw["models"], dict):
         raise CatalogError(f"{path}: the file must hold one table 'models' mapping model ids to entries")
     entries: dict[str, CatalogEntry] = {}
@@ -120,22 +120,6 @@ def load(path: Path) -> dict[str, CatalogEntry]:
     return entries
 
 
-def _read(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise CatalogError(f"{path}: cannot be read ({error.strerror or error})") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            return tomllib.loads(text)
-        if path.suffix.lower() in (".yaml", ".yml"):
-            return yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        reason = " ".join(str(error).split())
-        raise CatalogError(f"{path}: not valid {path.suffix[1:].upper()}: {reason}") from None
-    raise CatalogError(f"{path}: unknown format; the file name must end in .toml, .yaml or .yml")
-
-
 def _entry(path: Path, model_id: str, body: Any) -> CatalogEntry:
     where = f"{path}: entry '{model_id}'"
     if not model_id.strip():
@@ -145,7 +129,7 @@ def _entry(path: Path, model_id: str, body: Any) -> CatalogEntry:
     try:
         data = _EntrySchema().load(body)
     except ValidationError as error:
-        raise CatalogError(f"{where}: {_first_message(error.messages)}") from None
+        raise CatalogError(f"{where}: {first_message(error.messages)}") from None
     base = path.parent
     local = Path(data["path"]).expanduser() if "path" in data else None
     if local is not None:
@@ -197,16 +181,3 @@ def _check_directory(where: str, directory: Path, files: tuple[str, ...]) -> Non
         raise CatalogError(
             f"{where}: path {directory} holds no model (a .gguf file, or config.json and *.safetensors)"
         )
-
-
-def _first_message(messages: Any, prefix: str = "") -> str:
-    """The first marshmallow message as 'field: reason'."""
-    if isinstance(messages, dict):
-        key, value = next(iter(messages.items()))
-        name = "" if key == "_schema" else f"{prefix}{key}"
-        return _first_message(value, f"{name}." if name and isinstance(value, dict) else name)
-    if isinstance(messages, list):
-        reason = str(messages[0]).rstrip(".")
-        reason = "unknown option" if reason == "Unknown field" else reason
-        return f"{prefix}: {reason}" if prefix else reason
-    return str(messages)

@@ -45,6 +45,25 @@ class ChatTemplateMissingError(BadRequestError):
     code = "chat_template_missing"
 
 
+class UnauthorizedError(ApiError):
+    """No API key, or one the server does not know (never echoed)."""
+
+    status = 401
+    code = "invalid_api_key"
+
+
+class ModelNotAllowedError(ApiError):
+    status = 403
+    code = "model_not_allowed"
+
+
+class RateLimitedError(ApiError):
+    """The key's share of the slots or its token quota is used up (Retry-After says when to retry)."""
+
+    status = 429
+    code = "rate_limited"
+
+
 class ModelNotFoundError(ApiError):
     status = 404
     code = "model_not_found"
@@ -92,6 +111,7 @@ class ClientClosedRequestError(ApiError):
 
 
 _HTTP_CODES = {
+    401: "invalid_api_key",
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
@@ -114,6 +134,9 @@ def envelope(status: int, code: str, message: str, details: dict[str, Any] | Non
 
 
 OPENAI_TYPES = {
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    429: "rate_limit_error",
     400: "invalid_request_error",
     404: "invalid_request_error",
     413: "invalid_request_error",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.catalog_file import CatalogEntry, CatalogError
 from app.catalog_file import load as load_catalog
+from app.keys_file import ApiKey, KeysError
+from app.keys_file import from_list as keys_from_list
+from app.keys_file import load as load_keys
 
 EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -54,6 +57,10 @@ class Settings:
     log_format: str = "json"
     log_level: str = "INFO"
     log_prompts: bool = False
+    api_keys: Mapping[str, ApiKey] = field(default_factory=dict)  # name -> key; empty: the server is open
+    metrics_public: bool = True
+    docs_public: bool = True
+    rate_window_seconds: float = 60.0  # the "minute" of tokens_per_minute (a day is 1440 of them)
     ssl_enabled: bool = False
     tls_cert_path: Path | None = None
     tls_key_path: Path | None = None
@@ -79,6 +86,16 @@ class Settings:
                 raise SettingsError(f"LLM_MODELS_FILE: {error}") from None
         aliases = {e.alias: e.model_id for e in catalog.values() if e.alias}
         models = tuple(dict.fromkeys(aliases.get(m, m) for m in models))
+        api_keys = _api_keys(env)
+        for key in api_keys.values():
+            if key.models:
+                key_models = tuple(dict.fromkeys(aliases.get(m, m) for m in key.models))
+                unknown = [m for m in key_models if not allow_any and m not in models]
+                if unknown:
+                    raise SettingsError(
+                        f"API key '{key.name}': models {', '.join(unknown)} are not in LLM_ALLOWED_MODELS"
+                    )
+                api_keys[key.name] = replace(key, models=key_models)
         settings = cls(
             allowed_models=models,
             allow_any_model=allow_any,
@@ -122,6 +139,10 @@ class Settings:
                 "LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True
             ),
             log_prompts=env.boolean("LLM_LOG_PROMPTS", False),
+            api_keys=api_keys,
+            metrics_public=env.boolean("LLM_METRICS_PUBLIC", True),
+            docs_public=env.boolean("LLM_DOCS_PUBLIC", True),
+            rate_window_seconds=env.number("LLM_RATE_WINDOW_SECONDS", cls.rate_window_seconds, 1, 3600),
             ssl_enabled=env.boolean("SERVER_SSL_ENABLED", False),
             tls_cert_path=env.path("TLS_SERVER_CERT_PATH"),
             tls_key_path=env.path("TLS_SERVER_KEY_PATH"),
@@ -156,6 +177,20 @@ class Settings:
     def bind(self) -> str:
         host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
         return f"{host}:{self.port}"
+
+
+def _api_keys(env: _Reader) -> dict[str, ApiKey]:
+    """The keys of LLM_API_KEYS or LLM_API_KEYS_FILE (not both); none: the server is open."""
+    listed, path = env.optional("LLM_API_KEYS"), env.path("LLM_API_KEYS_FILE")
+    if listed and path:
+        raise SettingsError("LLM_API_KEYS and LLM_API_KEYS_FILE are both set: allowed is one of them")
+    try:
+        if path is not None:
+            return load_keys(path)
+        return keys_from_list(listed) if listed else {}
+    except KeysError as error:
+        name = "LLM_API_KEYS_FILE: " if path is not None else ""
+        raise SettingsError(f"{name}{error}") from None
 
 
 class _Reader:

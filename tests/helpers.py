@@ -216,7 +216,9 @@ def samples(server) -> dict[tuple[str, tuple], float]:
 
 
 def metric(found: dict, name: str, **labels: str) -> float:
-    return found.get((name, tuple(sorted(labels.items()))), 0.0)
+    """The sum of `name`'s samples whose labels include `labels` (others, e.g. `key`, summed over)."""
+    wanted = set(labels.items())
+    return sum(value for (sample, have), value in found.items() if sample == name and wanted <= set(have))
 
 
 def delta(after: dict, before: dict, name: str, **labels: str) -> float:

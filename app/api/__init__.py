@@ -6,12 +6,20 @@ from flask import Flask, send_from_directory
 
 from app.api import chat, generate, health, llms, openai
 from app.api.base import Api
+from app.settings import Settings
 
 SWAGGER_ASSETS = "/swagger-ui/assets/"
 
 
-def init_app(app: Flask) -> Api:
-    """Register every blueprint and serve Swagger UI from local files (works air-gapped)."""
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer KEY"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
+def init_app(app: Flask, settings: Settings) -> Api:
+    """Register every blueprint and serve Swagger UI from local files (works air-gapped). With API
+    keys, the document declares them on every operation but the probes (Swagger UI's Authorize)."""
     from swagger_ui_bundle import swagger_ui_path
 
     app.config.update(
@@ -23,7 +31,13 @@ def init_app(app: Flask) -> Api:
         OPENAPI_SWAGGER_UI_PATH="/swagger-ui",
         OPENAPI_SWAGGER_UI_URL=SWAGGER_ASSETS,
     )
-    api = Api(app, spec_kwargs={"info": {"description": "On-premise LLM inference on mistral.rs."}})
+    spec_kwargs: dict = {"info": {"description": "On-premise LLM inference on mistral.rs."}}
+    if settings.api_keys:
+        spec_kwargs["security"] = [{name: []} for name in SECURITY_SCHEMES]
+    api = Api(app, spec_kwargs=spec_kwargs)
+    if settings.api_keys:
+        for name, scheme in SECURITY_SCHEMES.items():
+            api.spec.components.security_scheme(name, scheme)
     for module in (health, llms, generate, chat, openai):
         api.register_blueprint(module.blp)
 

@@ -15,9 +15,13 @@ from app.api.schemas import ErrorSchema, OpenAIErrorSchema
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON (bad UTF-8, NaN, nested too deep, a lone surrogate), prompt longer than the "
     "context, or no chat template",
+    401: "No API key, or one the server does not know (when keys are configured)",
+    403: "The API key may not use this model (model_not_allowed)",
     404: "Unknown or not allowed model (the allowed ones are listed)",
     415: "A body that is not JSON",
     422: "A field out of range, of the wrong type, or unknown (named in the message)",
+    429: "The API key's share of the slots (max_concurrent) or token quota is used up (Retry-After, "
+    "X-RateLimit-*-Tokens)",
     500: "The engine failed (the message says how); the worker keeps serving",
     503: "Over the slot limit (queue full, or no slot within LLM_QUEUE_TIMEOUT_SECONDS: Retry-After "
     "estimated from the measured generation time and queue position), the model is not loaded yet, "

@@ -13,6 +13,7 @@ blp = Blueprint("health", __name__, url_prefix="/health", description="Probes")
 
 @blp.route("/live")
 class Live(MethodView):
+    @blp.doc(security=[])  # probes never need a key
     @blp.response(200, HealthSchema)
     def get(self):
         """200 while the process serves requests."""
@@ -21,6 +22,7 @@ class Live(MethodView):
 
 @blp.route("/ready")
 class Ready(MethodView):
+    @blp.doc(security=[])
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="Loading, draining, or a model failed to load")
     def get(self):

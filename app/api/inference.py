@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, current_app, g, stream_with_context
 from flask import request as http_request
 
 from app.api import sse
 from app.api.session import GenerationSession
 from app.engine import Chunk, Completion, GenerationRequest, Grammar, Sampling, Stream
-from app.errors import ApiError, UnprocessableError, envelope
+from app.errors import ApiError, ModelNotAllowedError, UnprocessableError, envelope
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +38,15 @@ def build_request(
     """Apply the settings' defaults and limits to a validated body (native or /v1, same rules)."""
     llm = services()
     settings = llm.settings
-    max_tokens = body.get("max_tokens") or settings.default_max_tokens
-    if max_tokens > settings.max_tokens_limit:
+    key = g.get("api_key")
+    limit, limit_name = settings.max_tokens_limit, "LLM_MAX_TOKENS_LIMIT"
+    if key is not None and key.max_tokens_limit and key.max_tokens_limit < limit:
+        limit, limit_name = key.max_tokens_limit, f"max_tokens_limit of API key '{key.name}'"
+    max_tokens = body.get("max_tokens") or min(settings.default_max_tokens, limit)
+    if max_tokens > limit:
         raise UnprocessableError(
-            f"max_tokens: {max_tokens} is above the limit of {settings.max_tokens_limit} "
-            "(LLM_MAX_TOKENS_LIMIT)",
-            details={"fields": {"max_tokens": [f"Must be at most {settings.max_tokens_limit}."]}},
+            f"max_tokens: {max_tokens} is above the limit of {limit} ({limit_name})",
+            details={"fields": {"max_tokens": [f"Must be at most {limit}."]}},
         )
     temperature = body.get("temperature")
     temperature = settings.default_temperature if temperature is None else temperature
@@ -69,8 +72,29 @@ def build_request(
         logprobs=logprobs,
         top_logprobs=top_logprobs,
     )
-    model = body.get("model") or llm.pool.default_model()
+    model = body.get("model") or (key.models[0] if key and key.models else llm.pool.default_model())
+    check_model(model)
     return GenerationRequest(model=model, sampling=sampling, grammar=grammar, tools=tools, **content)
+
+
+def check_model(model: str) -> None:
+    """403 when the request's API key may not use `model` (by id or catalog alias)."""
+    key = g.get("api_key")
+    if key is None or not key.models:
+        return
+    if services().settings.canonical(model) not in key.models:
+        raise ModelNotAllowedError(
+            f"API key '{key.name}' may not use model '{model}'; it may use: {', '.join(key.models)}",
+            details={"model": model, "allowed": list(key.models)},
+        )
+
+
+def visible_models(models: list[dict]) -> list[dict]:
+    """The listing a request's API key may see: its models only, when it has a list."""
+    key = g.get("api_key")
+    if key is None or not key.models:
+        return models
+    return [m for m in models if m["id"] in key.models]
 
 
 def native_grammar(body: dict) -> Grammar | None:
@@ -111,7 +135,7 @@ def session(requests: list[GenerationRequest], endpoint: str, body: dict) -> Gen
     """A session for `requests`, its deadline from the body's `timeout` or the server default."""
     llm = services()
     timeout = body.get("timeout") or llm.settings.request_timeout_seconds or None
-    return GenerationSession(llm, endpoint, requests, http_request.environ, timeout)
+    return GenerationSession(llm, endpoint, requests, http_request.environ, timeout, g.get("api_key"))
 
 
 def run_completions(requests: list[GenerationRequest], endpoint: str, body: dict) -> list[Completion]:

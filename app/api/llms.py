@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from app.api.base import Blueprint
-from app.api.inference import services
+from app.api.inference import services, visible_models
 from app.api.schemas import LlmsResponseSchema
 
 blp = Blueprint("llms", __name__, url_prefix="/api", description="Models")
@@ -15,10 +15,11 @@ blp = Blueprint("llms", __name__, url_prefix="/api", description="Models")
 class Llms(MethodView):
     @blp.response(200, LlmsResponseSchema)
     def get(self):
-        """Each allowed model: state, error, source, context length, engine settings, load time."""
+        """Each allowed model (those the API key may use): state, error, source, context length, engine
+        settings, load time."""
         pool = services().pool
         return {
-            "models": pool.describe(),
+            "models": visible_models(pool.describe()),
             "allow_any_model": pool.settings.allow_any_model,
             "device": pool.device,
             "device_reason": pool.device_reason,

@@ -160,7 +160,8 @@ class Models(MethodView):
     def get(self):
         """The models this server serves (loaded or loadable)."""
         pool = inference.services().pool
-        return {"object": "list", "data": [model_object(m["id"]) for m in pool.describe()]}
+        models = inference.visible_models(pool.describe())
+        return {"object": "list", "data": [model_object(m["id"]) for m in models]}
 
 
 @blp.route("/models/<path:model_id>")
@@ -170,7 +171,9 @@ class ModelDetail(MethodView):
     def get(self, model_id: str):
         """One model."""
         pool = inference.services().pool
-        if pool.settings.canonical(model_id) not in {m["id"] for m in pool.describe()}:
+        if pool.settings.canonical(model_id) not in {
+            m["id"] for m in inference.visible_models(pool.describe())
+        }:
             raise ModelNotFoundError(f"The model '{model_id}' does not exist", details={"model": model_id})
         return model_object(model_id)
 

@@ -27,6 +27,7 @@ from app.errors import (
     OverloadedError,
     ShuttingDownError,
 )
+from app.keys_file import ApiKey
 from app.observability.track import RequestTrack
 
 logger = logging.getLogger(__name__)
@@ -69,10 +70,13 @@ class GenerationSession:
         requests: list[GenerationRequest],
         environ: dict,
         timeout: float | None = None,
+        key: ApiKey | None = None,
     ) -> None:
         self._llm = services
         self.requests = requests
-        self.track = RequestTrack(services, endpoint, requests[0], environ)
+        self.key = key
+        self._key_name = key.name if key else ""
+        self.track = RequestTrack(services, endpoint, requests[0], environ, self._key_name)
         self._arrived = time.monotonic()
         self.deadline = self._arrived + timeout if timeout else None
         self.cut: str | None = None  # set once by interrupt(): timeout, cancelled or shutdown
@@ -131,6 +135,7 @@ class GenerationSession:
         first token (raw prompts, which cannot stream: the whole generation). Raises our errors,
         already recorded."""
         try:
+            self._llm.quotas.check(self.key)
             self._model = self._llm.pool.acquire(self.requests[0].model)
             self._take_slot()
             if self.requests[0].raw and not streaming:  # one blocking engine call per choice
@@ -156,7 +161,8 @@ class GenerationSession:
         wait = limiter.timeout if left is None else min(limiter.timeout, left)
         started = time.monotonic()
         try:
-            granted = limiter.acquire(wait, self._wake) if not self.cut else False
+            share = self.key.max_concurrent if self.key else None
+            granted = limiter.acquire(wait, self._wake, self._key_name, share) if not self.cut else False
         except OverloadedError:
             self.track.slot_refused(time.monotonic() - started)
             if left is not None and left < limiter.timeout:  # the deadline, not the queue, is short
@@ -244,7 +250,7 @@ class GenerationSession:
         for stream in self.streams:
             stream.close()
         if self._slot_at is not None:
-            self._llm.limiter.release(time.monotonic() - self._slot_at)
+            self._llm.limiter.release(time.monotonic() - self._slot_at, self._key_name)
         if self._model is not None:
             self._llm.pool.release(self._model)
         self._llm.sessions.discard(self)
@@ -255,6 +261,8 @@ class GenerationSession:
         if failure is not None and failure.status in (500, 502):
             logger.error("generation failed: %s", failure.message, exc_info=error)
         result = combine(self.results or self.streams) if (self.results or self.streams) else None
+        usage = getattr(result, "usage", None)
+        self._llm.quotas.record(self.key, usage.total_tokens if usage else getattr(result, "tokens_seen", 0))
         outcome = TIMEOUT if failure is None and self.cut == TIMEOUT else None
         self.track.finish(result, failure, outcome=outcome)
         return failure

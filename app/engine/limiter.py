@@ -1,82 +1,125 @@
-"""The concurrency limit: generation slots handed to waiters in arrival order, with a bounded queue,
-a bounded wait, and an honest estimate of how long a wait would be."""
+"""The concurrency limit: generation slots shared fairly between API keys, with a bounded queue, a
+bounded wait, and an honest estimate of how long a wait would be.
+
+A freed slot goes to the waiting key with the fewest requests running (among equals, the key served
+longest ago: round-robin), first come first served within a key: one client flooding the server
+cannot starve another.
+Without keys every request is the same key, and the order is plain arrival order.
+"""
 
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from app.errors import OverloadedError
+from app.errors import OverloadedError, RateLimitedError
 
 # Weight of the newest slot hold time in the running mean the estimates use.
 _SMOOTHING = 0.2
+_arrivals = itertools.count()
 
 
 @dataclass(eq=False)
 class _Waiter:
     wake: threading.Event
+    key: str
+    arrival: int = field(default_factory=lambda: next(_arrivals))
     granted: bool = False
 
 
 class SlotLimiter:
     """At most `limit` generations at once; at most `max_waiting` requests queue for a slot, each for
-    at most `timeout` seconds. A freed slot goes straight to the oldest waiter."""
+    at most `timeout` seconds."""
 
     def __init__(self, limit: int, timeout: float, max_waiting: int | None = None) -> None:
         self.limit = limit
         self.timeout = timeout
         self.max_waiting = 4 * limit if max_waiting is None else max_waiting
         self.in_use = 0
-        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self.waiting = 0
+        self.running: collections.Counter[str] = collections.Counter()  # per key
+        self._queues: dict[str, collections.deque[_Waiter]] = collections.defaultdict(collections.deque)
+        self._served: dict[str, int] = {}  # key -> when it last got a slot (a shared counter)
         self._lock = threading.Lock()
         self.mean_hold_seconds = 0.0  # running mean of how long a request holds a slot
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
 
     def estimated_wait(self, position: int) -> float:
         """Seconds until the request at queue `position` (1 = next) would get a slot, from the
         measured slot hold time: `position` holders must leave first, `limit` at a time."""
         return position * self.mean_hold_seconds / self.limit
 
-    def acquire(self, wait: float, wake: threading.Event) -> bool:
-        """Take a slot, queueing up to `wait` seconds; `wake` (set by someone else: a disconnect, a
-        deadline, a drain) ends the wait early. True when granted; raise OverloadedError when the
-        queue is full or the wait could not end in time; False when woken without a slot."""
+    def held_by(self, key: str) -> int:
+        """Slots `key` holds or waits for."""
+        return self.running[key] + len(self._queues.get(key, ()))
+
+    def acquire(self, wait: float, wake: threading.Event, key: str = "", share: int | None = None) -> bool:
+        """Take a slot for `key`, queueing up to `wait` seconds; `wake` (set by someone else: a
+        disconnect, a deadline, a drain) ends the wait early. True when granted; False when woken
+        without a slot. Raise RateLimitedError past the key's `share`, OverloadedError when the
+        queue is full or the wait could not end in time."""
         with self._lock:
-            if self.in_use < self.limit and not self._waiters:
+            if share is not None and self.held_by(key) >= share:
+                raise self.rate_limited(key, share)
+            if self.in_use < self.limit and not self.waiting:
                 self.in_use += 1
+                self._grant(key)
                 return True
-            position = len(self._waiters) + 1
+            position = self.waiting + 1
             if position > self.max_waiting or self.estimated_wait(position) > wait > 0:
                 raise self.overloaded(position, queued=False)
-            waiter = _Waiter(wake)
-            self._waiters.append(waiter)
+            waiter = _Waiter(wake, key)
+            self._queues[key].append(waiter)
+            self.waiting += 1
         wake.wait(wait)
         with self._lock:
             if waiter.granted:
                 return True
-            self._waiters.remove(waiter)
+            self._queues[key].remove(waiter)
+            self.waiting -= 1
         if wake.is_set():
             return False
         raise self.overloaded(self.waiting + 1, queued=True)
 
-    def release(self, held_seconds: float) -> None:
-        """Give the slot to the oldest waiter, or back to the pool."""
+    def release(self, held_seconds: float, key: str = "") -> None:
+        """Give the slot to the next waiter by fair share, or back to the pool."""
         with self._lock:
             if self.mean_hold_seconds:
                 self.mean_hold_seconds += _SMOOTHING * (held_seconds - self.mean_hold_seconds)
             else:
                 self.mean_hold_seconds = held_seconds
-            if self._waiters:
-                waiter = self._waiters.popleft()
-                waiter.granted = True  # the slot passes over without being freed
-                waiter.wake.set()
-            else:
+            self.running[key] -= 1
+            waiting = [queue for queue in self._queues.values() if queue]
+            if not waiting:
                 self.in_use -= 1
+                return
+            queue = min(waiting, key=self._turn)
+            waiter = queue.popleft()
+            self.waiting -= 1
+            self._grant(waiter.key)
+            waiter.granted = True  # the slot passes over without being freed
+            waiter.wake.set()
+
+    def _turn(self, queue: collections.deque[_Waiter]) -> tuple[int, int, int]:
+        """Whose turn: fewest running, then the key served longest ago (round-robin), then the
+        oldest waiter."""
+        key = queue[0].key
+        return self.running[key], self._served.get(key, -1), queue[0].arrival
+
+    def _grant(self, key: str) -> None:
+        self.running[key] += 1
+        self._served[key] = next(_arrivals)
+
+    def rate_limited(self, key: str, share: int) -> RateLimitedError:
+        retry_after = max(1, math.ceil(self.mean_hold_seconds))
+        return RateLimitedError(
+            f"API key '{key}' has {share} generations running or waiting, its share of the slots "
+            f"(max_concurrent); retry in {retry_after}s",
+            details={"max_concurrent": share},
+            headers={"Retry-After": str(retry_after)},
+        )
 
     def overloaded(self, position: int, *, queued: bool) -> OverloadedError:
         expected = self.estimated_wait(position)

@@ -29,14 +29,14 @@ class LlmMetrics:
         self.requests = Counter(
             "llm_requests",
             "Generation requests by outcome (" + ", ".join(OUTCOMES) + ")",
-            ["model", "endpoint", "outcome"],
+            ["model", "endpoint", "outcome", "key"],
             registry=registry,
         )
         self.prompt_tokens = Counter(
-            "llm_prompt_tokens", "Prompt tokens processed", ["model"], registry=registry
+            "llm_prompt_tokens", "Prompt tokens processed", ["model", "key"], registry=registry
         )
         self.completion_tokens = Counter(
-            "llm_completion_tokens", "Completion tokens generated", ["model"], registry=registry
+            "llm_completion_tokens", "Completion tokens generated", ["model", "key"], registry=registry
         )
         self.time_to_first_token = Histogram(
             "llm_time_to_first_token_seconds",
@@ -81,19 +81,20 @@ class LlmMetrics:
         endpoint: str,
         outcome: str,
         duration: float,
+        key: str = "",
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         time_to_first_token: float | None = None,
         decode_seconds: float | None = None,
     ) -> None:
         """Record one finished request."""
-        self.requests.labels(model, endpoint, outcome).inc()
+        self.requests.labels(model, endpoint, outcome, key).inc()
         if outcome == "success":  # refusals and cancellations would blur generation time
             self.request_duration.labels(model, endpoint).observe(duration)
         if prompt_tokens:
-            self.prompt_tokens.labels(model).inc(prompt_tokens)
+            self.prompt_tokens.labels(model, key).inc(prompt_tokens)
         if completion_tokens:
-            self.completion_tokens.labels(model).inc(completion_tokens)
+            self.completion_tokens.labels(model, key).inc(completion_tokens)
         if time_to_first_token is not None:
             self.time_to_first_token.labels(model).observe(time_to_first_token)
         if decode_seconds is not None and completion_tokens > 1:

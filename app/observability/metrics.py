@@ -41,7 +41,8 @@ def init_app(app: Flask, pool: Any, limiter: Any) -> LlmMetrics:
         endpoint = GENERATION_ENDPOINTS.get(request.path)
         if endpoint and response.status_code >= 400 and not g.get("llm_tracked"):
             outcome = "client_error" if response.status_code < 500 else "server_error"
-            llm_metrics.requests.labels("unknown", endpoint, outcome).inc()
+            key = g.get("api_key")
+            llm_metrics.requests.labels("unknown", endpoint, outcome, key.name if key else "").inc()
         return response
 
     return llm_metrics

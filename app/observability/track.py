@@ -45,18 +45,21 @@ def outcome_of(error: BaseException | None) -> str:
 class RequestTrack:
     """Created when a generation request arrives; `finish` records it once, whatever happened."""
 
-    def __init__(self, services: Any, endpoint: str, request: Any, environ: dict) -> None:
+    def __init__(self, services: Any, endpoint: str, request: Any, environ: dict, key: str = "") -> None:
         g.llm_tracked = True  # the refusal counter in metrics.py leaves this request to us
         self._metrics = services.metrics
         self._pool = services.pool
         self._log_prompts = services.settings.log_prompts
         self.endpoint = endpoint
+        self.key = key  # the API key's name ("" when the server is open), never the key
         self.request = request
         self._environ = environ
         self._started = time.perf_counter()
         self._finished = False
         operation = "chat" if request.messages else "text_completion"
         self.span = tracing.start_generation_span(operation, request.model, request.sampling)
+        if key:
+            self.span.set_attribute("llm.api_key.name", key)
         context = self.span.get_span_context()
         self.trace_id = format(context.trace_id, "032x") if context.is_valid else None
         self.span_id = format(context.span_id, "016x") if context.is_valid else None
@@ -97,6 +100,7 @@ class RequestTrack:
             model=model if self._pool.knows(model) else "unknown",
             endpoint=self.endpoint,
             outcome=outcome,
+            key=self.key,
             duration=duration,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
@@ -111,6 +115,7 @@ class RequestTrack:
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "finish_reason": finish_reason,
+            "api_key": self.key or None,
             "trace_id": self.trace_id,
             "span_id": self.span_id,
         }
