@@ -23,7 +23,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from app.config_file import first_message, read
+from app.config_file import load_entry, read
 
 DTYPES = ("auto", "f32", "f16", "bf16")
 ISQ_TYPES = (
@@ -124,12 +124,7 @@ def _entry(path: Path, model_id: str, body: Any) -> CatalogEntry:
     where = f"{path}: entry '{model_id}'"
     if not model_id.strip():
         raise CatalogError(f"{path}: an entry has an empty model id")
-    if not isinstance(body, dict):
-        raise CatalogError(f"{where}: must be a table of options")
-    try:
-        data = _EntrySchema().load(body)
-    except ValidationError as error:
-        raise CatalogError(f"{where}: {first_message(error.messages)}") from None
+    data = load_entry(_EntrySchema(), body, where, CatalogError)
     base = path.parent
     local = Path(data["path"]).expanduser() if "path" in data else None
     if local is not None:

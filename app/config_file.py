@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from marshmallow import Schema, ValidationError
 
 
 def read(path: Path, error: type[ValueError]) -> Any:
@@ -37,3 +38,13 @@ def first_message(messages: Any, prefix: str = "") -> str:
         reason = "unknown option" if reason == "Unknown field" else reason
         return f"{prefix}: {reason}" if prefix else reason
     return str(messages)
+
+
+def load_entry(schema: Schema, body: Any, where: str, error: type[ValueError]) -> dict:
+    """One entry of a file (a table of options) validated by `schema`; `error` names `where`."""
+    if not isinstance(body, dict):
+        raise error(f"{where}: must be a table of options")
+    try:
+        return schema.load(body)
+    except ValidationError as failure:
+        raise error(f"{where}: {first_message(failure.messages)}") from None

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
-from app.config_file import first_message, read
+from app.config_file import load_entry, read
 
 _DIGEST = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -104,12 +104,7 @@ def _entry(path: Path, name: str, body: Any) -> ApiKey:
     where = f"{path}: entry '{name}'"
     if not _NAME.match(name):
         raise KeysError(f"{where}: the name must be 1 to 64 letters, digits, '.', '_' or '-'")
-    if not isinstance(body, dict):
-        raise KeysError(f"{where}: must be a table of options")
-    try:
-        data = _KeySchema().load(body)
-    except ValidationError as error:
-        raise KeysError(f"{where}: {first_message(error.messages)}") from None
+    data = load_entry(_KeySchema(), body, where, KeysError)
     models = data.get("models")
     return ApiKey(
         name=name,

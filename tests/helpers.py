@@ -262,3 +262,24 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for {pid}")
+
+
+@contextlib.contextmanager
+def first_token(url: str, body: dict, path: str = "/api/chat/stream", **kwargs) -> Iterator[Iterator]:
+    """A stream that has produced its first token (it holds a slot); yields its remaining events.
+    The reader is kept for the whole block: a dropped reader closes the connection."""
+    with requests.post(url + path, json=body, timeout=300, stream=True, **kwargs) as response:
+        assert response.status_code == 200, response.text
+        events = iter_events(response)
+        name, _ = next(events)
+        assert name == "token"
+        yield events
+
+
+def leave(server, client: socket.socket, running: int) -> float:
+    """Close `client` once `running` generations hold slots; seconds until its slot is free."""
+    wait_for(lambda: metric(samples(server), "llm_requests_running") == running, "the request running")
+    left = time.monotonic()
+    client.close()
+    wait_for(lambda: metric(samples(server), "llm_requests_running") == running - 1, "the slot freed")
+    return time.monotonic() - left

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import EMBEDDED, Server, copy_without_chat_template, free_port, truncated_copy
+from tests.otlp_receiver import Receiver
 
 ALLOWED_ORIGIN = "https://app.example.com"
 
@@ -36,6 +37,14 @@ def no_queue_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("no-queue")
     with Server(tmp, LLM_MAX_CONCURRENT_REQUESTS="1", LLM_MAX_QUEUED_REQUESTS="0").running() as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """An OTLP/gRPC trace receiver on loopback."""
+    otlp = Receiver().start()
+    yield otlp
+    otlp.stop()
 
 
 NO_TEMPLATE = "local/no-template"

@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from tests.helpers import EMBEDDED, delta, iter_events, metric, samples, send_request, wait_for
+from tests.helpers import EMBEDDED, delta, first_token, leave, metric, samples, send_request, wait_for
 from tests.integration.test_concurrency import LONG_ANSWER, chat_body
 
 
@@ -19,11 +19,7 @@ def cancelled(server, before: dict, endpoint: str) -> float:
 
 def test_a_client_that_leaves_while_queued_is_dropped_before_it_runs(one_slot_server):
     url = one_slot_server.url
-    with requests.post(
-        url + "/api/chat/stream", json=chat_body(LONG_ANSWER, 300), timeout=300, stream=True
-    ) as held:
-        events = iter_events(held)  # kept: a dropped reader closes the connection
-        assert next(events)[0] == "token"  # the only slot is taken
+    with first_token(url, chat_body(LONG_ANSWER, 300)):  # the only slot is taken
         before = samples(one_slot_server)
         queued = send_request(url, "/api/chat", chat_body("Count to ten.", 50))
         wait_for(lambda: metric(samples(one_slot_server), "llm_requests_waiting") == 1, "a request queued")
@@ -44,12 +40,7 @@ def test_a_client_that_leaves_a_non_streaming_request_stops_its_generation(one_s
     reference = requests.post(url + "/api/chat", json=body, timeout=600).json()
     whole = reference["usage"]["completion_tokens"]
     before = samples(one_slot_server)
-    client = send_request(url, "/api/chat", body)
-    wait_for(lambda: metric(samples(one_slot_server), "llm_requests_running") == 1, "the request running")
-    left = time.monotonic()
-    client.close()
-    wait_for(lambda: metric(samples(one_slot_server), "llm_requests_running") == 0, "the slot freed")
-    freed = time.monotonic() - left
+    freed = leave(one_slot_server, send_request(url, "/api/chat", body), running=1)
     after = samples(one_slot_server)
     assert (
         delta(after, before, "llm_requests_total", model=EMBEDDED, endpoint="chat", outcome="cancelled") == 1
@@ -66,12 +57,7 @@ def test_a_client_that_leaves_during_prefill_frees_the_slot(one_slot_server):
     body = {"messages": [{"role": "user", "content": "Summarise: " + "the cat sat on the mat. " * 50}]}
     body.update(temperature=0, max_tokens=200)
     before = samples(one_slot_server)
-    client = send_request(url, "/api/chat/stream", body)
-    wait_for(lambda: metric(samples(one_slot_server), "llm_requests_running") == 1, "the prompt submitted")
-    left = time.monotonic()
-    client.close()
-    wait_for(lambda: metric(samples(one_slot_server), "llm_requests_running") == 0, "the slot freed")
-    freed = time.monotonic() - left
+    freed = leave(one_slot_server, send_request(url, "/api/chat/stream", body), running=1)
     assert cancelled(one_slot_server, before, "chat_stream") == 1
     listing = requests.get(url + "/api/llms", timeout=5).json()
     assert listing["models"][0]["active_streams"] == 0

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.helpers import iter_events, read_events
+from tests.helpers import first_token, iter_events, read_events
 
 # at temperature 0 the embedded model answers this with a few hundred tokens: seconds of generation
 LONG_ANSWER = "Write a long, detailed essay about the history of computers."
@@ -74,11 +74,7 @@ def test_four_concurrent_streams_complete_with_their_own_tokens_while_live_answe
 
 def test_requests_over_the_limit_get_503_with_retry_after_and_their_queue_position(no_queue_server):
     url = no_queue_server.url
-    with requests.post(
-        url + "/api/chat/stream", json=chat_body(LONG_ANSWER, 300), timeout=300, stream=True
-    ) as held:
-        events = iter_events(held)
-        assert next(events)[0] == "token"  # the slot is taken, and no request may queue
+    with first_token(url, chat_body(LONG_ANSWER, 300)):  # the slot is taken, and no request may queue
         refused = requests.post(url + "/api/generate", json={"prompt": "x", "max_tokens": 2}, timeout=30)
         assert refused.status_code == 503
         assert int(refused.headers["Retry-After"]) >= 1

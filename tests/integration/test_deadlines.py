@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.helpers import EMBEDDED, delta, iter_events, read_events, samples
+from tests.helpers import EMBEDDED, delta, first_token, read_events, samples
 from tests.integration.test_concurrency import LONG_ANSWER, chat_body
 
 
@@ -72,11 +72,7 @@ def test_a_deadline_before_any_output_is_504(server):
 
 def test_a_deadline_that_passes_in_the_queue_is_504_and_frees_the_place(one_slot_server):
     url = one_slot_server.url
-    with requests.post(
-        url + "/api/chat/stream", json=chat_body(LONG_ANSWER, 300), timeout=300, stream=True
-    ) as held:
-        events = iter_events(held)  # kept: a dropped reader closes the connection
-        assert next(events)[0] == "token"
+    with first_token(url, chat_body(LONG_ANSWER, 300)):
         waited = requests.post(url + "/api/chat", json={**chat_body("Hi", 4), "timeout": 0.5}, timeout=60)
         assert waited.status_code == 504 and waited.json()["error"]["code"] == "deadline_exceeded"
         assert samples(one_slot_server)[("llm_requests_waiting", ())] == 0

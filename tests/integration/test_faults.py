@@ -13,16 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.helpers import (
-    EMBEDDED,
-    Server,
-    delta,
-    iter_events,
-    read_events,
-    rss_mb,
-    samples,
-    worker_pid,
-)
+from tests.helpers import EMBEDDED, Server, delta, first_token, read_events, rss_mb, samples, worker_pid
 from tests.integration.test_concurrency import LONG_ANSWER, chat_body
 
 PANIC_AT_SUBMIT, PANIC_MID_STREAM = "PANIC-AT-SUBMIT", "PANIC-MID-STREAM"
@@ -65,11 +56,7 @@ def test_an_engine_panic_is_an_engine_error_and_the_worker_serves_on(panicking_s
 
 def test_sigterm_mid_stream_lets_the_stream_finish_then_exits_cleanly(tmp_path):
     with Server(tmp_path).running() as srv:
-        with requests.post(
-            srv.url + "/api/chat/stream", json=chat_body("Name three colours.", 40), timeout=120, stream=True
-        ) as response:
-            events = iter_events(response)
-            assert next(events)[0] == "token"
+        with first_token(srv.url, chat_body("Name three colours.", 40)) as events:
             sent = time.monotonic()
             srv.process.send_signal(signal.SIGTERM)
             rest = list(events)
@@ -80,11 +67,7 @@ def test_sigterm_mid_stream_lets_the_stream_finish_then_exits_cleanly(tmp_path):
 
 def test_the_drain_bound_ends_a_stream_with_an_error_event(tmp_path):
     with Server(tmp_path, LLM_DRAIN_SECONDS="3").running() as srv:
-        with requests.post(
-            srv.url + "/api/chat/stream", json=chat_body(LONG_ANSWER, 2000), timeout=120, stream=True
-        ) as response:
-            events = iter_events(response)
-            assert next(events)[0] == "token"
+        with first_token(srv.url, chat_body(LONG_ANSWER, 2000)) as events:
             sent = time.monotonic()
             srv.process.send_signal(signal.SIGTERM)
             rest = list(events)
@@ -100,11 +83,7 @@ def test_the_drain_bound_ends_a_stream_with_an_error_event(tmp_path):
 def test_a_killed_worker_ends_its_streams_and_a_new_one_serves(tmp_path):
     with Server(tmp_path).running() as srv:
         old = worker_pid(srv)
-        with requests.post(
-            srv.url + "/api/chat/stream", json=chat_body(LONG_ANSWER, 300), timeout=120, stream=True
-        ) as response:
-            events = iter_events(response)
-            assert next(events)[0] == "token"
+        with first_token(srv.url, chat_body(LONG_ANSWER, 300)) as events:
             killed = time.monotonic()
             os.kill(old, signal.SIGKILL)
             with pytest.raises(requests.exceptions.RequestException):

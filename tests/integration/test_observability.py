@@ -9,18 +9,11 @@ import pytest
 import requests
 
 from tests.helpers import EMBEDDED, Server, delta, iter_events, read_events, samples
-from tests.otlp_receiver import Receiver, attributes
+from tests.otlp_receiver import attributes
 
 SERVICE = "llm-test-service"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    otlp = Receiver().start()
-    yield otlp
-    otlp.stop()
 
 
 @pytest.fixture(scope="module")
