@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EMBEDDED_MODEL := HuggingFaceTB/SmolLM2-135M-Instruct
 
-.PHONY: install run test lint format unit integration bench bench-llama llama-server dashboard soak clean
+.PHONY: install system-packages run test lint format unit integration bench bench-llama llama-server dashboard soak clean
 
 install: $(STAMP)
 
@@ -33,7 +33,13 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration
 
-test: lint
+# The browser test drives Debian's chromium (never a downloaded browser): installed here when root.
+system-packages:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "make test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: lint system-packages
 	$(BIN)/pytest
 
 bench: install
