@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EMBEDDED_MODEL := HuggingFaceTB/SmolLM2-135M-Instruct
 
-.PHONY: install system-packages run test lint format unit integration bench bench-llama llama-server dashboard soak clean
+.PHONY: install system-packages cluster run test lint format unit integration bench bench-llama llama-server dashboard soak clean
 
 install: $(STAMP)
 
@@ -33,11 +33,18 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration
 
-# The browser test drives Debian's chromium (never a downloaded browser): installed here when root.
+# Debian packages the tests drive: chromium (the browser test; never a downloaded browser) and nginx
+# (the cluster tests). Installed here when root, as CI runs.
 system-packages:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
-	  else echo "make test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	  [ -z "$$missing" ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "make test needs Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; }
+
+# LLM_CLUSTER_REPLICAS replicas (2) behind nginx on LLM_CLUSTER_PORT (8090); Ctrl-C drains and stops.
+cluster: install system-packages
+	$(BIN)/python deploy/cluster.py
 
 test: lint system-packages
 	$(BIN)/pytest

@@ -84,6 +84,10 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
         TokenQuotas(settings.rate_window_seconds),
     )
     tenancy.init_app(app, app.extensions["llm"].quotas)
+    if settings.trusted_proxies:
+        from app.proxies import TrustedProxies
+
+        app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)
     tracing.init_app(app, settings)
     api.init_app(app, settings)
     errors.register_error_handlers(app)

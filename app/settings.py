@@ -12,6 +12,7 @@ from app.catalog_file import load as load_catalog
 from app.keys_file import ApiKey, KeysError
 from app.keys_file import from_list as keys_from_list
 from app.keys_file import load as load_keys
+from app.proxies import parse_networks
 
 EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -61,6 +62,7 @@ class Settings:
     metrics_public: bool = True
     docs_public: bool = True
     rate_window_seconds: float = 60.0  # the "minute" of tokens_per_minute (a day is 1440 of them)
+    trusted_proxies: tuple = ()  # networks whose X-Forwarded-For is believed
     ssl_enabled: bool = False
     tls_cert_path: Path | None = None
     tls_key_path: Path | None = None
@@ -143,6 +145,7 @@ class Settings:
             metrics_public=env.boolean("LLM_METRICS_PUBLIC", True),
             docs_public=env.boolean("LLM_DOCS_PUBLIC", True),
             rate_window_seconds=env.number("LLM_RATE_WINDOW_SECONDS", cls.rate_window_seconds, 1, 3600),
+            trusted_proxies=env.networks("LLM_TRUSTED_PROXIES"),
             ssl_enabled=env.boolean("SERVER_SSL_ENABLED", False),
             tls_cert_path=env.path("TLS_SERVER_CERT_PATH"),
             tls_key_path=env.path("TLS_SERVER_KEY_PATH"),
@@ -219,6 +222,15 @@ class _Reader:
         if raw is None:
             return default
         return tuple(p.strip() for p in raw.split(",") if p.strip()) or default
+
+    def networks(self, name: str) -> tuple:
+        raw = self.optional(name)
+        if raw is None:
+            return ()
+        try:
+            return parse_networks(p for p in raw.split(",") if p.strip())
+        except ValueError as error:
+            raise self._fail(name, raw, f"comma-separated IP addresses or networks ({error})") from None
 
     def path(self, name: str) -> Path | None:
         raw = self.optional(name)
