@@ -18,7 +18,7 @@ RUN pip install -r requirements.txt \
 COPY app ./app
 COPY wsgi.py gunicorn.conf.py ./
 
-RUN useradd --system --home /srv llm && mkdir -p /models/hf && chown -R llm /models
+RUN useradd --system --uid 10001 --home /srv llm && mkdir -p /models/hf && chown -R llm /models
 USER llm
 EXPOSE 8091
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
