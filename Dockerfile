@@ -19,8 +19,8 @@ COPY app ./app
 COPY wsgi.py gunicorn.conf.py ./
 
 RUN useradd --system --uid 10001 --home /srv llm && mkdir -p /models/hf && chown -R llm /models
-USER llm
+USER 10001
 EXPOSE 8091
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
-  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8091/health/live').status == 200 else 1)"
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8091/health/live').status == 200 else 1)"]
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]

@@ -22,6 +22,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile Dockerfile.cuda
 
 format: install
 	$(BIN)/ruff format .
@@ -33,11 +34,12 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration
 
-# Debian packages the tests drive: chromium (the browser test; never a downloaded browser) and nginx
-# (the cluster tests). Installed here when root, as CI runs.
+# Debian packages the tests drive: chromium (the browser test; never a downloaded browser), nginx (the
+# cluster tests) and prometheus (promtool, and a real scrape). Installed here when root, as CI runs.
 system-packages:
 	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	  [ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	  else echo "make test needs Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; }

@@ -42,12 +42,14 @@ http {{
 """
 
 
-def render_site(site: str, listen: int, ports: list[int], access_log: Path) -> str:
-    """The shipped site file with this cluster's replicas, listen port and access log."""
-    servers = "".join(f"    server {HOST}:{port} max_fails=1 fail_timeout=2s;\n" for port in ports)
-    site = re.sub(r"(    server 127\.0\.0\.1:\d+[^\n]*\n)+", lambda _: servers, site, count=1)
+def render_site(site: str, listen: int, access_log: Path) -> str:
+    """The shipped site file with this cluster's listen port and access log."""
     site = re.sub(r"listen \d+;", f"listen {HOST}:{listen};", site, count=1)
     return re.sub(r"access_log \S+ ", f"access_log {access_log} ", site, count=1)
+
+
+def upstreams(ports: list[int]) -> str:
+    return "".join(f"server {HOST}:{port} max_fails=1 fail_timeout=2s;\n" for port in ports)
 
 
 def integer(name: str, default: int) -> int:
@@ -103,7 +105,8 @@ def main() -> int:
         for process, replica in zip(processes, state["replicas"], strict=True):
             wait_ready(process, replica["port"], "/health/ready", Path(replica["log"]), 300, "a replica")
         access_log = directory / "nginx-access.log"
-        (directory / "site.conf").write_text(render_site(SITE.read_text(), listen, ports, access_log))
+        (directory / "site.conf").write_text(render_site(SITE.read_text(), listen, access_log))
+        (directory / "llm-inference-api.upstreams").write_text(upstreams(ports))
         (directory / "nginx.conf").write_text(NGINX_MAIN.format(dir=directory))
         with (directory / "nginx.out").open("wb") as output:
             proxy = subprocess.Popen(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,3 +172,19 @@ def _ready(port: int) -> bool:
         return requests.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_the_shipped_configuration_passes_nginx_t(tmp_path):
+    from deploy.cluster import NGINX_MAIN, SITE, render_site
+
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (tmp_path / "tmp" / sub).mkdir(parents=True)
+    (tmp_path / "site.conf").write_text(render_site(SITE.read_text(), free_port(), tmp_path / "access.log"))
+    shipped = SITE.parent / "llm-inference-api.upstreams"
+    (tmp_path / "llm-inference-api.upstreams").write_text(shipped.read_text())
+    (tmp_path / "nginx.conf").write_text(NGINX_MAIN.format(dir=tmp_path))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    checked = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
