@@ -68,7 +68,9 @@ class SlotLimiter:
                 self._grant(key)
                 return True
             position = self.waiting + 1
-            if position > self.max_waiting or self.estimated_wait(position) > wait > 0:
+            # Refused at once only when even the soonest wait for this place is too long: the
+            # holders may be about to finish, so the first place ahead counts as free.
+            if position > self.max_waiting or self.estimated_wait(position - 1) > wait > 0:
                 raise self.overloaded(position, queued=False)
             waiter = _Waiter(wake, key)
             self._queues[key].append(waiter)

@@ -55,15 +55,21 @@ def test_a_full_queue_refuses_at_once_with_the_position_it_would_have_had():
 
 
 def test_a_wait_longer_than_allowed_is_refused_at_once():
-    limiter = SlotLimiter(limit=2, timeout=5)
+    limiter = SlotLimiter(limit=1, timeout=60)
     limiter.acquire(1, threading.Event())
-    limiter.release(20.0)
+    limiter.release(20.0)  # measured: a request holds the slot 20 s
     limiter.acquire(1, threading.Event())
-    limiter.acquire(1, threading.Event())
+    first = threading.Thread(target=lambda: limiter.acquire(60, threading.Event()) and limiter.release(0.1))
+    first.start()  # the first in the queue may be served any moment: it waits
+    while limiter.waiting < 1:
+        threading.Event().wait(0.001)
     with pytest.raises(OverloadedError) as refused:
-        limiter.acquire(5, threading.Event())  # 1 ahead of 2 slots at 20 s each: 10 s > 5 s
-    assert refused.value.headers["Retry-After"] == "10"
-    assert limiter.waiting == 0
+        limiter.acquire(5, threading.Event())  # behind one more 20 s request: longer than 5 s
+    assert refused.value.headers["Retry-After"] == "40" and refused.value.details["queue_position"] == 2
+    assert limiter.waiting == 1
+    limiter.release(20.0)
+    first.join(timeout=30)
+    assert limiter.in_use == 0 and limiter.waiting == 0
 
 
 def test_a_wait_that_runs_out_is_refused_and_leaves_the_queue():
