@@ -18,7 +18,17 @@ from typing import Any, NoReturn
 from greenlet import GreenletExit
 
 from app.api.disconnect import DisconnectWatch
-from app.engine import Chunk, Completion, GenerationRequest, Stream, Timings, Usage, complete, open_stream
+from app.engine import (
+    Chunk,
+    Completion,
+    GenerationRequest,
+    Stream,
+    Timings,
+    Usage,
+    complete_raw,
+    completion,
+    open_stream,
+)
 from app.errors import (
     ApiError,
     ClientClosedRequestError,
@@ -139,8 +149,14 @@ class GenerationSession:
             self._model = self._llm.pool.acquire(self.requests[0].model)
             self._take_slot()
             if self.requests[0].raw and not streaming:  # one blocking engine call per choice
-                self.results = [complete(self._model, request) for request in self.requests]
+                self.results = [complete_raw(self._model, request) for request in self.requests]
                 self._generated = True
+                for result in self.results:
+                    result.timings.queue_seconds = self.waited
+                timings = self.results[0].timings
+                if self.results[0].usage.completion_tokens:
+                    ago = timings.total_seconds - timings.time_to_first_token_seconds
+                    self.track.first_token(seconds_ago=ago)
                 return self
             for index, request in enumerate(self.requests):
                 self.streams.append(open_stream(self._model, request, prime=False))
@@ -216,9 +232,7 @@ class GenerationSession:
             collected[index].extend(batch)
         if self.cut == TIMEOUT and not any(collected):
             raise self.close(self._cut_error())
-        self.results = [
-            _completion(s, chunks, self.waited) for s, chunks in zip(self.streams, collected, strict=True)
-        ]
+        self.results = [completion(s, chunks) for s, chunks in zip(self.streams, collected, strict=True)]
         return self.results
 
     # -- the one exit ---------------------------------------------------------------------------
@@ -272,16 +286,3 @@ def _as_api_error(error: BaseException) -> ApiError:
     if isinstance(error, ApiError):
         return error
     return EngineError(f"The engine failed: {type(error).__name__}: {str(error)[:200]}")
-
-
-def _completion(stream: Stream, chunks: list[Chunk], waited: float) -> Completion:
-    stream.timings.queue_seconds = waited
-    return Completion(
-        model=stream.request.model,
-        text="".join(chunk.text for chunk in chunks),
-        finish_reason=stream.finish_reason or "stop",
-        usage=stream.usage or Usage(0, stream.tokens_seen),
-        timings=stream.timings,
-        logprobs=tuple(entry for chunk in chunks for entry in chunk.logprobs),
-        tool_calls=tuple(call for chunk in chunks for call in chunk.tool_calls),
-    )

@@ -1,6 +1,6 @@
 """The engine layer: the only package that imports mistralrs. No Flask here."""
 
-from app.engine.generation import Stream, collect, complete, open_stream
+from app.engine.generation import Stream, complete_raw, completion, open_stream
 from app.engine.limiter import SlotLimiter
 from app.engine.pool import LoadedModel, ModelPool
 from app.engine.types import (
@@ -29,7 +29,7 @@ __all__ = [
     "TokenLogprob",
     "ToolCall",
     "Usage",
-    "collect",
-    "complete",
+    "complete_raw",
+    "completion",
     "open_stream",
 ]

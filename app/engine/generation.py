@@ -174,28 +174,21 @@ def fit_context(model: LoadedModel, request: GenerationRequest) -> GenerationReq
     return replace(request, sampling=replace(request.sampling, max_tokens=cap - tokens))
 
 
-def complete(model: LoadedModel, request: GenerationRequest) -> Completion:
-    """A whole generation: through a stream, or the engine's completion call for raw prompts."""
-    if request.raw:
-        return _complete_raw(model, request)
-    return collect(open_stream(model, request))
-
-
-def collect(stream: Stream) -> Completion:
-    """Drain a stream into one completion (text, logprobs and tool calls joined)."""
-    chunks = list(stream)
+def completion(stream: Stream, chunks: list[Chunk]) -> Completion:
+    """A stream's chunks joined into one completion (text, logprobs and tool calls); a stream cut
+    before its usage arrived counts the tokens it produced."""
     return Completion(
         model=stream.request.model,
         text="".join(chunk.text for chunk in chunks),
         finish_reason=stream.finish_reason or "stop",
-        usage=stream.usage or Usage(0, 0),
+        usage=stream.usage or Usage(0, stream.tokens_seen),
         timings=stream.timings,
         logprobs=tuple(entry for chunk in chunks for entry in chunk.logprobs),
         tool_calls=tuple(call for chunk in chunks for call in chunk.tool_calls),
     )
 
 
-def _complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
+def complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
     """Raw prompts skip the chat template; the engine offers them only as one blocking call."""
     started = time.perf_counter()
     request = fit_context(model, request)
