@@ -157,13 +157,47 @@ def openai_envelope(status: int, code: str, message: str, details: dict[str, Any
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
-def body_for(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
-    """The envelope the current route speaks: OpenAI's under /v1, ours elsewhere."""
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+}
+ANTHROPIC_PATHS = "/v1/messages"
+
+
+def anthropic_envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
+    """Anthropic's error shape, used under /v1/messages: {"type": "error", "error": {"type", "message"}}.
+    Our code and details ride along in the error object (clients ignore what they do not know)."""
+    from flask import g, has_request_context
+
+    error_type = ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    error: dict[str, Any] = {"type": error_type, "message": message, "code": code}
+    if details:
+        error["details"] = details
+    body: dict[str, Any] = {"type": "error", "error": error}
+    if has_request_context():
+        body["request_id"] = g.get("request_id")
+    return body
+
+
+def shaped(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> tuple[int, dict]:
+    """The status and body in the shape the current route speaks: Anthropic's under /v1/messages
+    (where every invalid request is a 400), OpenAI's elsewhere under /v1, ours everywhere else."""
     from flask import has_request_context, request
 
-    if has_request_context() and request.path.startswith("/v1/"):
-        return openai_envelope(status, code, message, details)
-    return envelope(status, code, message, details)
+    path = request.path if has_request_context() else ""
+    if path.startswith(ANTHROPIC_PATHS):
+        status = 400 if status == 422 else status
+        return status, anthropic_envelope(status, code, message, details)
+    if path.startswith("/v1/"):
+        return status, openai_envelope(status, code, message, details)
+    return status, envelope(status, code, message, details)
 
 
 def _validation_message(messages: Any) -> tuple[str, dict]:
@@ -195,7 +229,8 @@ def register_error_handlers(app: Any) -> None:
     from flask import jsonify
     from werkzeug.exceptions import HTTPException
 
-    def respond(status: int, body: dict, headers: dict[str, str] | None = None):
+    def respond(shape: tuple[int, dict], headers: dict[str, str] | None = None):
+        status, body = shape
         response = jsonify(body)
         response.status_code = status
         for key, value in (headers or {}).items():
@@ -209,8 +244,7 @@ def register_error_handlers(app: Any) -> None:
                 logging.WARNING if error.status == 503 else logging.ERROR, "%s: %s", error.code, error.message
             )
         return respond(
-            error.status,
-            body_for(error.status, error.code, error.message, error.details),
+            shaped(error.status, error.code, error.message, error.details),
             error.headers,
         )
 
@@ -221,13 +255,13 @@ def register_error_handlers(app: Any) -> None:
         data = getattr(error, "data", None) or {}
         if status == 422 and "messages" in data:
             message, fields = _validation_message(data["messages"])
-            return respond(status, body_for(status, code, message, {"fields": fields}))
+            return respond(shaped(status, code, message, {"fields": fields}))
         message = data.get("message") or error.description or error.name
         if status == 400 and "messages" in data:
             message = "Malformed JSON body: " + "; ".join(_flatten(data["messages"]))
-        return respond(status, body_for(status, code, message), dict(data.get("headers") or {}))
+        return respond(shaped(status, code, message), dict(data.get("headers") or {}))
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):
         logger.exception("unhandled error")
-        return respond(500, body_for(500, "internal_error", "Internal server error"))
+        return respond(shaped(500, "internal_error", "Internal server error"))

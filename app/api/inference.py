@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -16,7 +17,7 @@ from flask import request as http_request
 
 from app.api import sse
 from app.api.session import GenerationSession
-from app.engine import Chunk, Completion, GenerationRequest, Grammar, Sampling, Stream
+from app.engine import Chunk, Completion, GenerationRequest, Grammar, LoadedModel, Sampling, Stream
 from app.errors import ApiError, ModelNotAllowedError, UnprocessableError, envelope
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,21 @@ def check_model(model: str) -> None:
             f"API key '{key.name}' may not use model '{model}'; it may use: {', '.join(key.models)}",
             details={"model": model, "allowed": list(key.models)},
         )
+
+
+@contextmanager
+def leased(name: str | None) -> Iterator[LoadedModel]:
+    """A loaded model for work that needs no slot (tokens), held until the block ends."""
+    key = g.get("api_key")
+    model_id = name or (key.models[0] if key and key.models else None)
+    if model_id is not None:
+        check_model(model_id)
+    pool = services().pool
+    model = pool.acquire(model_id)
+    try:
+        yield model
+    finally:
+        pool.release(model)
 
 
 def visible_models(models: list[dict]) -> list[dict]:

@@ -11,6 +11,7 @@ from flask.views import MethodView
 
 from app.api import inference
 from app.api.base import OpenAIBlueprint
+from app.api.functions import Choice, Function, call_message, invalid, plan
 from app.api.openai_responses import ChatEncoder, ChunkWriter, chat_choice, replay, response_object
 from app.api.openai_schemas import (
     ChatCompletionRequestSchema,
@@ -21,15 +22,14 @@ from app.api.openai_schemas import (
 )
 from app.api.schemas import OpenAIErrorSchema, StreamEventSchema
 from app.engine import GenerationRequest, Grammar
-from app.errors import ModelNotFoundError, UnprocessableError
+from app.errors import ModelNotFoundError
 
 blp = OpenAIBlueprint("openai", __name__, url_prefix="/v1", description="OpenAI-compatible API")
 STARTED = int(time.time())
 OWNER = "llm-inference-api"
 
 
-def _invalid(param: str, message: str) -> UnprocessableError:
-    return UnprocessableError(f"{param}: {message}", details={"fields": {param: [message]}})
+_invalid = invalid
 
 
 # -- request conversion ---------------------------------------------------------------------------
@@ -51,7 +51,8 @@ def engine_messages(messages: list[dict]) -> tuple[dict[str, str], ...]:
         content = _text_of(message.get("content"))
         calls = message.get("tool_calls") or []
         if role == "assistant" and calls and not content:
-            content = json.dumps([call.get("function", {}) for call in calls])
+            functions = [call.get("function") or {} for call in calls]
+            content = call_message([(f.get("name"), f.get("arguments")) for f in functions])
         converted.append({"role": role, "content": content})
     return tuple(converted)
 
@@ -70,52 +71,27 @@ def response_grammar(response_format: dict | None) -> Grammar | None:
     raise _invalid("response_format", "type must be text, json_object or json_schema")
 
 
-def _functions(tools: list[dict]) -> list[dict]:
+def openai_functions(tools: list[dict]) -> list[Function]:
     functions = []
     for tool in tools:
         function = tool.get("function")
         if tool.get("type") != "function" or not isinstance(function, dict) or not function.get("name"):
             raise _invalid("tools", 'each tool must be {"type": "function", "function": {"name": ...}}')
-        functions.append(function)
+        functions.append(Function(function["name"], function.get("description"), function.get("parameters")))
     return functions
 
 
-def forced_call_grammar(functions: list[dict], tool_choice: Any) -> Grammar | None:
-    """A grammar that makes the model emit one call, for tool_choice "required" or a named function."""
-    if tool_choice == "required":
-        chosen = functions
-    elif isinstance(tool_choice, dict):
-        name = (tool_choice.get("function") or {}).get("name")
-        chosen = [f for f in functions if f["name"] == name]
-        if not chosen:
-            raise _invalid("tool_choice", f"no tool named {name!r} in tools")
-    else:
-        return None
-    arguments = chosen[0].get("parameters") if len(chosen) == 1 else None
-    schema = {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "enum": [f["name"] for f in chosen]},
-            "arguments": closed_objects(arguments or {"type": "object"}),
-        },
-        "required": ["name", "arguments"],
-        "additionalProperties": False,  # the engine's JSON grammar allows extra keys unless told
-    }
-    return Grammar("json_schema", json.dumps(schema))
-
-
-def closed_objects(schema: Any) -> Any:
-    """The schema with `additionalProperties: false` on every object that says nothing about it (as
-    strict function calling does): the engine's JSON grammar would otherwise let the model add keys
-    until max_tokens."""
-    if isinstance(schema, list):
-        return [closed_objects(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    closed = {key: closed_objects(value) for key, value in schema.items()}
-    if closed.get("type") == "object" and "properties" in closed:
-        closed.setdefault("additionalProperties", False)
-    return closed
+def openai_choice(tool_choice: Any) -> Choice:
+    """OpenAI's tool_choice ("none", "auto", "required" or a named function) as the shared choice."""
+    if tool_choice is None:
+        return "auto"
+    if tool_choice in ("none", "auto", "required"):
+        return tool_choice
+    if isinstance(tool_choice, dict) and tool_choice.get("type", "function") == "function":
+        name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
+        if isinstance(name, str) and name:
+            return name
+    raise _invalid("tool_choice", 'must be "none", "auto", "required" or a function object')
 
 
 def with_max_tokens(body: dict) -> dict:
@@ -129,24 +105,19 @@ def wants_usage(body: dict) -> bool:
 
 def chat_requests(body: dict) -> tuple[list[GenerationRequest], bool]:
     """The engine requests for a chat completion (one per choice), and whether a call is forced."""
-    tools, tool_choice = body.get("tools") or [], body.get("tool_choice")
-    if tool_choice not in (None, "none", "auto", "required") and not isinstance(tool_choice, dict):
-        raise _invalid("tool_choice", 'must be "none", "auto", "required" or a function object')
-    functions = _functions(tools)
+    tools = plan(openai_functions(body.get("tools") or []), openai_choice(body.get("tool_choice")))
     grammar = response_grammar(body.get("response_format"))
-    forced = forced_call_grammar(functions, tool_choice) if functions else None
-    if forced is not None and grammar is not None:
+    if tools.forced and grammar is not None:
         raise _invalid("response_format", "cannot be combined with a forced tool call")
-    offered = () if tool_choice == "none" else tuple(json.dumps(tool) for tool in tools)
     request = inference.build_request(
         with_max_tokens(body),
-        grammar=forced or grammar,
-        tools=() if forced else offered,
+        grammar=tools.grammar or grammar,
+        tools=tools.tools,
         logprobs=body["logprobs"],
         top_logprobs=body.get("top_logprobs"),
         messages=engine_messages(body["messages"]),
     )
-    return [request] * body["n"], forced is not None
+    return [request] * body["n"], tools.forced
 
 
 # -- views ----------------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,28 +10,10 @@ from typing import Any
 from flask import Response
 
 from app.api import sse
+from app.api.functions import calls_of
 from app.api.session import combine
 from app.engine import Chunk, Completion, Stream, TokenLogprob, ToolCall
 from app.errors import ApiError, openai_envelope
-
-_CALL_NAME = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_CALL_ARGUMENTS = re.compile(r'"arguments"\s*:\s*')
-
-
-def parse_forced_call(text: str) -> tuple[ToolCall, bool]:
-    """The call a forced-call grammar made the model write, and whether it is whole. Cut short by
-    max_tokens, it is still a call: its name (if written) and its arguments as far as they got, as
-    OpenAI returns a call cut by `length`."""
-    call_id = f"call_{uuid.uuid4().hex[:24]}"
-    try:
-        call = json.loads(text)
-        return ToolCall(call_id, call["name"], json.dumps(call["arguments"])), True
-    except (ValueError, KeyError, TypeError):
-        name = _CALL_NAME.search(text)
-        arguments = _CALL_ARGUMENTS.search(text)
-        return ToolCall(
-            call_id, name.group(1) if name else "", text[arguments.end() :] if arguments else ""
-        ), False
 
 
 def logprobs_object(entries: tuple[TokenLogprob, ...]) -> dict:
@@ -89,21 +69,15 @@ def response_object(kind: str, model: str, choices: list[dict], results: list[An
 
 
 def chat_choice(index: int, result: Completion, forced: bool, logprobs: bool) -> dict:
-    calls, finish_reason = result.tool_calls, result.finish_reason
-    if forced and not calls:  # always a call, never the grammar's JSON as content
-        call, whole = parse_forced_call(result.text)
-        calls = (call,)
-        if not whole and finish_reason != "timeout":
-            finish_reason = "length"
-    message: dict[str, Any] = {"role": "assistant", "content": None if calls else result.text}
-    if calls:
-        message["tool_calls"] = tool_calls_object(calls)
-    whole_calls = calls and finish_reason not in ("length", "timeout")
+    found = calls_of(result.text, result.tool_calls, result.finish_reason, forced)
+    message: dict[str, Any] = {"role": "assistant", "content": None if found.calls else result.text}
+    if found.calls:
+        message["tool_calls"] = tool_calls_object(found.calls)
     return {
         "index": index,
         "message": message,
         "logprobs": logprobs_object(result.logprobs) if logprobs else None,
-        "finish_reason": "tool_calls" if whole_calls else finish_reason,
+        "finish_reason": found.finish_reason,
     }
 
 

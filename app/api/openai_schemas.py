@@ -99,3 +99,67 @@ class OpenAIResponseSchema(Schema):
     model = fields.String()
     choices = fields.List(fields.Dict())
     usage = fields.Dict()
+
+
+class ResponsesRequestSchema(CommonSamplingSchema):
+    """OpenAI's Responses API request (stateless: nothing is stored)."""
+
+    model = fields.String(required=True, metadata={"description": "A model id from GET /v1/models."})
+    input = fields.Raw(
+        required=True,
+        metadata={
+            "description": "A string (one user message), or a list of items: messages "
+            '(`{"role", "content"}`, content a string or `input_text`/`output_text` parts), '
+            "`function_call` and `function_call_output` items."
+        },
+    )
+    instructions = fields.String(
+        load_default=None, allow_none=True, metadata={"description": "A system message."}
+    )
+    max_output_tokens = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
+    stream = fields.Boolean(load_default=False)
+    text = fields.Dict(
+        load_default=None,
+        metadata={
+            "description": '`{"format": {"type": "text" | "json_object" | "json_schema", "schema": {...}}}`; '
+            "JSON output is enforced by the engine's grammar."
+        },
+    )
+    tools = fields.List(
+        fields.Dict(),
+        load_default=None,
+        metadata={
+            "description": 'Function tools: `{"type": "function", "name", "description", "parameters"}`.'
+        },
+    )
+    tool_choice = fields.Raw(
+        load_default=None,
+        metadata={"description": '"none", "auto", "required" or {"type": "function", "name": ...}.'},
+    )
+    parallel_tool_calls = fields.Boolean(metadata={"description": "Accepted; one call per turn is made."})
+    store = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Responses are never stored; the answer says `store: false`."},
+    )
+    previous_response_id = fields.String(
+        load_default=None, allow_none=True, metadata={"description": "Refused: responses are not stored."}
+    )
+    metadata = fields.Dict(load_default=None, allow_none=True, metadata={"description": "Echoed back."})
+    user = fields.String(metadata={"description": "Accepted; an end-user id for the caller's records."})
+    truncation = fields.String(
+        validate=validate.OneOf(["disabled"]),
+        metadata={"description": "Only `disabled`: a prompt over the context is refused (400)."},
+    )
+
+
+class ResponseObjectSchema(Schema):
+    """A `response` object, as OpenAI documents it."""
+
+    id = fields.String()
+    object = fields.String()
+    created_at = fields.Integer()
+    status = fields.String(metadata={"description": "completed, or incomplete (see incomplete_details)."})
+    model = fields.String()
+    output = fields.List(fields.Dict(), metadata={"description": "`message` and `function_call` items."})
+    usage = fields.Dict(metadata={"description": "input_tokens, output_tokens, total_tokens."})
+    incomplete_details = fields.Dict(allow_none=True)

@@ -26,6 +26,8 @@ class LoadedModel:
     submit_lock: Any = field(default_factory=lambda: threading.Lock())
     active_streams: int = 0
     leases: int = 0  # requests holding the model, from acquire to release
+    chat_template: Any = None  # app.engine.templates.ChatTemplate, read on first use
+    vocab_size: int | None = None  # read on first use (app.engine.tokens)
 
 
 @dataclass

@@ -7,9 +7,8 @@ import json
 import pytest
 
 from app.api import sse
+from app.api.functions import closed_objects, parse_forced_call
 from app.api.json_body import MAX_JSON_DEPTH, loads
-from app.api.openai import closed_objects
-from app.api.openai_responses import parse_forced_call
 from tests.helpers import FakeRunner
 
 CHAT = {"messages": [{"role": "user", "content": "Hi"}]}

@@ -1,0 +1,158 @@
+"""POST /v1/responses: OpenAI's Responses API, a thin shell over the same engine layer as /v1 chat.
+
+Stateless: nothing is stored, so `previous_response_id` is refused and every answer says
+`store: false`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import jsonify
+from flask.views import MethodView
+
+from app.api import inference
+from app.api.base import OpenAIBlueprint
+from app.api.functions import Choice, Function, call_message, closed_objects, invalid, plan
+from app.api.openai_responses import replay
+from app.api.openai_schemas import ResponseObjectSchema, ResponsesRequestSchema
+from app.api.responses_events import ResponseWriter
+from app.api.schemas import StreamEventSchema
+from app.engine import GenerationRequest, Grammar
+from app.errors import BadRequestError
+
+blp = OpenAIBlueprint("responses", __name__, url_prefix="/v1", description="OpenAI Responses API")
+
+ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+TEXT_PARTS = ("input_text", "output_text", "text")
+
+
+def _content(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        kinds = {part.get("type") for part in content} - set(TEXT_PARTS)
+        if kinds:
+            raise invalid(
+                "input", f"content part type {sorted(map(str, kinds))[0]!r} is not supported (text only)"
+            )
+        return "".join(str(part.get("text", "")) for part in content)
+    raise invalid("input", "a message's content must be a string or a list of input_text parts")
+
+
+def input_messages(body: dict) -> tuple[dict[str, str], ...]:
+    """`instructions` and `input` as the engine's role/content turns; consecutive function_call
+    items are one assistant turn, and a function_call_output is a `tool` turn."""
+    messages = [{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []
+    items = body["input"]
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise invalid("input", "must be a string or a non-empty list of items")
+    calls: list[tuple[str, Any]] = []
+    for item in items:
+        kind = item.get("type", "message")
+        if kind == "function_call":
+            calls.append((item.get("name"), item.get("arguments")))
+            continue
+        if calls:
+            messages.append({"role": "assistant", "content": call_message(calls)})
+            calls = []
+        if kind == "function_call_output":
+            output = item.get("output")
+            messages.append(
+                {"role": "tool", "content": output if isinstance(output, str) else json.dumps(output)}
+            )
+        elif kind == "message":
+            role = ROLES.get(item.get("role"))
+            if role is None:
+                raise invalid("input", "a message's role must be user, assistant, system or developer")
+            messages.append({"role": role, "content": _content(item.get("content"))})
+        else:
+            raise invalid(
+                "input", f"item type {kind!r} is not supported (message, function_call, function_call_output)"
+            )
+    if calls:
+        messages.append({"role": "assistant", "content": call_message(calls)})
+    return tuple(messages)
+
+
+def text_grammar(text: dict | None) -> Grammar | None:
+    output_format = (text or {}).get("format") or {"type": "text"}
+    kind = output_format.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return Grammar("json_schema", json.dumps({"type": "object"}))
+    if kind == "json_schema":
+        schema = output_format.get("schema")
+        if not isinstance(schema, dict):
+            raise invalid("text", "format.schema must be a JSON schema object")
+        if output_format.get("strict"):  # strict: no keys beyond the schema's, as OpenAI enforces
+            schema = closed_objects(schema)
+        return Grammar("json_schema", json.dumps(schema))
+    raise invalid("text", "format.type must be text, json_object or json_schema")
+
+
+def functions(tools: list[dict]) -> list[Function]:
+    found = []
+    for tool in tools:
+        if tool.get("type") != "function":
+            raise invalid("tools", f"tool type {tool.get('type')!r} is not supported (function only)")
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise invalid("tools", 'each tool must be {"type": "function", "name": ..., "parameters": {...}}')
+        found.append(Function(tool["name"], tool.get("description"), tool.get("parameters")))
+    return found
+
+
+def tool_choice(value: Any) -> Choice:
+    if value is None:
+        return "auto"
+    if value in ("none", "auto", "required"):
+        return value
+    if isinstance(value, dict) and value.get("type") == "function" and isinstance(value.get("name"), str):
+        return value["name"]
+    raise invalid("tool_choice", 'must be "none", "auto", "required" or {"type": "function", "name": ...}')
+
+
+def responses_request(body: dict) -> tuple[GenerationRequest, bool]:
+    """The engine request for a Responses body, and whether a call is forced."""
+    if body.get("previous_response_id"):
+        raise BadRequestError(
+            "previous_response_id: responses are not stored by this server (store is always false); "
+            "send the whole conversation as input",
+            details={"param": "previous_response_id"},
+        )
+    tools = plan(functions(body.get("tools") or []), tool_choice(body.get("tool_choice")))
+    grammar = text_grammar(body.get("text"))
+    if tools.forced and grammar is not None:
+        raise invalid("text", "a JSON format cannot be combined with a forced tool call")
+    request = inference.build_request(
+        {**body, "max_tokens": body.get("max_output_tokens")},
+        grammar=tools.grammar or grammar,
+        tools=tools.tools,
+        messages=input_messages(body),
+    )
+    return request, tools.forced
+
+
+@blp.route("/responses")
+class Responses(MethodView):
+    @blp.arguments(ResponsesRequestSchema)
+    @blp.response(200, ResponseObjectSchema)
+    @blp.alt_response(200, schema=StreamEventSchema, content_type="text/event-stream", success=True)
+    @blp.generation_errors()
+    def post(self, body: dict):
+        """A model response (OpenAI Responses API); `stream: true` sends the typed event sequence
+        (`response.created` ... `response.output_text.delta` ... `response.completed`)."""
+        request, forced = responses_request(body)
+        writer = ResponseWriter(body, request.model, forced)
+        endpoint = "v1_responses_stream" if body["stream"] else "v1_responses"
+        if body["stream"] and not forced:
+            return inference.stream_response([request], writer, endpoint, body)
+        result = inference.run_completion(request, endpoint, body)
+        frames = writer.whole(result.text, result.tool_calls, result.finish_reason, result.usage)
+        if body["stream"]:  # a forced call is known whole only once generated
+            return replay([frames])
+        return jsonify(writer.last)

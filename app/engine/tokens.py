@@ -1,0 +1,70 @@
+"""Tokens without generating: a text's or a conversation's ids, and ids back to text.
+
+Calls hold the model's submit lock (the runner is not re-entrant) and run off the gevent hub.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from app.engine.engine_errors import translate_error
+from app.engine.gguf_meta import read_metadata
+from app.engine.offload import run_blocking
+from app.engine.pool import LoadedModel
+from app.engine.templates import chat_template
+from app.engine.types import GenerationRequest, Sampling
+from app.errors import UnprocessableError
+
+_PROBE = Sampling(max_tokens=1, temperature=0.0, top_p=1.0)
+
+
+def _call(model: LoadedModel, fn, *args):
+    try:
+        with model.submit_lock:
+            return run_blocking(fn, *args)
+    except ValueError as error:
+        raise translate_error(error, model, GenerationRequest(model.model_id, _PROBE, prompt="")) from error
+
+
+def tokenize(model: LoadedModel, text: str, add_special_tokens: bool) -> list[int]:
+    return list(_call(model, model.runner.tokenize_text, text, add_special_tokens, None))
+
+
+def vocabulary_size(model: LoadedModel) -> int | None:
+    """How many token ids the model has (the engine skips unknown ids silently), from the GGUF
+    header's token list or config.json; None when neither says."""
+    if model.vocab_size is None:
+        location = Path(model.source.location)
+        if model.source.format == "gguf":
+            key = "tokenizer.ggml.tokens"
+            model.vocab_size = len(read_metadata(location / model.source.filenames[0], {key}).get(key) or [])
+        elif (location / "config.json").is_file():
+            config = json.loads((location / "config.json").read_text(encoding="utf-8"))
+            model.vocab_size = int(config.get("vocab_size") or 0)
+    return model.vocab_size or None
+
+
+def detokenize(model: LoadedModel, ids: list[int], skip_special_tokens: bool) -> str:
+    size = vocabulary_size(model)
+    unknown = [i for i in ids if size is not None and i >= size]
+    if unknown:
+        raise UnprocessableError(
+            f"tokens: id {unknown[0]} is not in the model's vocabulary of {size} tokens",
+            details={"fields": {"tokens": [f"Ids must be below {size}."]}, "vocab_size": size},
+        )
+    return _call(model, model.runner.detokenize_text, ids, skip_special_tokens)
+
+
+def pieces(model: LoadedModel, ids: list[int]) -> list[str]:
+    """Each id's own text (special tokens included), in one call off the hub."""
+
+    def each(ids: list[int]) -> list[str]:
+        return [model.runner.detokenize_text([i], False) for i in ids]
+
+    return _call(model, each, ids)
+
+
+def prompt(model: LoadedModel, messages: list[dict], tools: list[dict] | None = None) -> str:
+    """The text the model reads for `messages`: its chat template, with the assistant's turn opened."""
+    return chat_template(model).render(messages, tools)
