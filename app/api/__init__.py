@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, send_from_directory
 
-from app.api import chat, generate, health, llms, openai, responses, tokens
+from app.api import anthropic, chat, generate, health, llms, openai, responses, tokens
 from app.api.base import Api
 from app.settings import Settings
 
@@ -38,7 +38,7 @@ def init_app(app: Flask, settings: Settings) -> Api:
     if settings.api_keys:
         for name, scheme in SECURITY_SCHEMES.items():
             api.spec.components.security_scheme(name, scheme)
-    for module in (health, llms, generate, chat, openai, responses, tokens):
+    for module in (health, llms, generate, chat, openai, responses, anthropic, tokens):
         api.register_blueprint(module.blp)
 
     @app.get(SWAGGER_ASSETS + "<path:filename>")

@@ -9,6 +9,7 @@ from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import Schema
 
+from app.api.anthropic_schemas import AnthropicErrorSchema
 from app.api.json_body import StrictJsonParser
 from app.api.schemas import ErrorSchema, OpenAIErrorSchema
 
@@ -40,12 +41,16 @@ class Api(SmorestApi):
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = StrictJsonParser()
     ERROR_SCHEMA: type[Schema] = ErrorSchema
+    ERROR_STATUSES: tuple[int, ...] = tuple(ERROR_DESCRIPTIONS)
 
     def generation_errors(self) -> Callable[[Any], Any]:
         """Document the error responses every generation endpoint can give."""
 
         def decorator(view: Any) -> Any:
-            for status, description in ERROR_DESCRIPTIONS.items():
+            for status in self.ERROR_STATUSES:
+                description = ERROR_DESCRIPTIONS[status]
+                if status == 400 and 422 not in self.ERROR_STATUSES:
+                    description += "; or a field out of range, of the wrong type, or unknown"
                 view = self.alt_response(status, schema=self.ERROR_SCHEMA, description=description)(view)
             return view
 
@@ -56,3 +61,10 @@ class OpenAIBlueprint(Blueprint):
     """Under /v1 errors take OpenAI's shape, and are documented so."""
 
     ERROR_SCHEMA = OpenAIErrorSchema
+
+
+class AnthropicBlueprint(Blueprint):
+    """Under /v1/messages errors take Anthropic's shape, and every invalid request is a 400."""
+
+    ERROR_SCHEMA = AnthropicErrorSchema
+    ERROR_STATUSES = tuple(status for status in ERROR_DESCRIPTIONS if status != 422)
