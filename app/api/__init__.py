@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, send_from_directory
 
-from app.api import anthropic, chat, generate, health, llms, openai, responses, tokens
+from app.api import anthropic, chat, embeddings, generate, health, llms, openai, responses, tokens
 from app.api.base import Api
 from app.settings import Settings
 
@@ -40,6 +40,8 @@ def init_app(app: Flask, settings: Settings) -> Api:
             api.spec.components.security_scheme(name, scheme)
     for module in (health, llms, generate, chat, openai, responses, anthropic, tokens):
         api.register_blueprint(module.blp)
+    api.register_blueprint(embeddings.blp)
+    api.register_blueprint(embeddings.v1)
 
     @app.get(SWAGGER_ASSETS + "<path:filename>")
     def swagger_assets(filename: str):

@@ -78,6 +78,15 @@ def build_request(
     return GenerationRequest(model=model, sampling=sampling, grammar=grammar, tools=tools, **content)
 
 
+def default_embedding_model() -> str:
+    """The model /api/embed uses when none is named: the key's first, else the first embedding model."""
+    key = g.get("api_key")
+    if key is not None and key.models:
+        return key.models[0]
+    found = services().pool.embedding_models()
+    return found[0] if found else services().pool.default_model()
+
+
 def check_model(model: str) -> None:
     """403 when the request's API key may not use `model` (by id or catalog alias)."""
     key = g.get("api_key")

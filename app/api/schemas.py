@@ -290,6 +290,9 @@ class ModelSchema(Schema):
     state = fields.String(metadata={"description": "loaded, loading, not loaded or failed."})
     error = fields.String(allow_none=True, metadata={"description": "Why a load failed."})
     source = fields.Nested(ModelSourceSchema, allow_none=True)
+    kind = fields.String(
+        allow_none=True, metadata={"description": "chat, or embedding (POST /v1/embeddings, /api/embed)."}
+    )
     format = fields.String(allow_none=True, metadata={"description": "gguf or safetensors."})
     quantization = fields.Nested(QuantizationSchema, allow_none=True)
     context_length = fields.Integer(allow_none=True)

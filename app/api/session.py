@@ -29,6 +29,9 @@ from app.engine import (
     completion,
     open_stream,
 )
+from app.engine.embedding import embed, wrong_kind
+from app.engine.entries import EMBEDDING
+from app.engine.types import EmbeddingRequest
 from app.errors import (
     ApiError,
     ClientClosedRequestError,
@@ -147,7 +150,15 @@ class GenerationSession:
         try:
             self._llm.quotas.check(self.key)
             self._model = self._llm.pool.acquire(self.requests[0].model)
+            embedding = isinstance(self.requests[0], EmbeddingRequest)
+            if (self._model.kind == EMBEDDING) != embedding:
+                raise wrong_kind(self._model, self._llm.pool.embedding_models())
             self._take_slot()
+            if embedding:
+                self.results = [embed(self._model, self.requests[0])]
+                self.results[0].timings.queue_seconds = self.waited
+                self._generated = True
+                return self
             if self.requests[0].raw and not streaming:  # one blocking engine call per choice
                 self.results = [complete_raw(self._model, request) for request in self.requests]
                 self._generated = True

@@ -5,12 +5,24 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.engine.catalog import ModelSource
 from app.engine.device import EngineConfig
 
 NOT_LOADED, LOADING, LOADED, FAILED = "not loaded", "loading", "loaded", "failed"
+CHAT, EMBEDDING = "chat", "embedding"
+
+
+def kind_of(source: ModelSource | None) -> str | None:
+    """What a model does: `embedding` for a sentence-transformers folder (modules.json beside the
+    weights, as EmbeddingGemma and Qwen3-Embedding ship), else `chat`; None before it is found."""
+    if source is None or not source.format:
+        return None
+    if source.format == "safetensors" and (Path(source.location) / "modules.json").is_file():
+        return EMBEDDING
+    return CHAT
 
 
 @dataclass
@@ -28,6 +40,10 @@ class LoadedModel:
     leases: int = 0  # requests holding the model, from acquire to release
     chat_template: Any = None  # app.engine.templates.ChatTemplate, read on first use
     vocab_size: int | None = None  # read on first use (app.engine.tokens)
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.source) or CHAT
 
 
 @dataclass
@@ -72,6 +88,7 @@ class ModelEntry:
             else None
         )
         loaded = self.loaded
+        info["kind"] = kind_of(source)
         info["format"] = source.format or None if source else None
         info["quantization"] = _quantization(source, loaded.config if loaded else None)
         info["context_length"] = loaded.context_length if loaded else None

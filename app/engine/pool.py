@@ -320,6 +320,10 @@ class ModelPool:
             return False, {"reason": "models are loading", "loading": waiting}
         return True, {"models": [e.model_id for e in listed]}
 
+    def embedding_models(self) -> list[str]:
+        """The models known to make embeddings (found or loaded)."""
+        return [m["id"] for m in self.describe() if m.get("kind") == "embedding"]
+
     def describe(self) -> list[dict]:
         with self._entries_lock:
             entries = list(self._entries.values())

@@ -10,6 +10,7 @@ from typing import Any
 from app.catalog_file import is_template_text
 from app.engine.catalog import ModelSource
 from app.engine.device import EngineConfig
+from app.engine.entries import EMBEDDING, kind_of
 
 _DTYPES = {"auto": "Auto", "f32": "F32", "f16": "F16", "bf16": "BF16"}
 
@@ -24,6 +25,8 @@ def create_runner(source: ModelSource, config: EngineConfig) -> Any:
         which = mistralrs.Which.GGUF(
             quantized_model_id=source.location, quantized_filename=list(source.filenames), dtype=dtype
         )
+    elif kind_of(source) == EMBEDDING:
+        which = mistralrs.Which.Embedding(model_id=source.location, dtype=dtype)
     else:
         which = mistralrs.Which.Plain(model_id=source.location, dtype=dtype)
     return mistralrs.Runner(

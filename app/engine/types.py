@@ -44,10 +44,31 @@ class GenerationRequest:
     grammar: Grammar | None = None
     tools: tuple[str, ...] = ()  # JSON function schemas for the engine's tool-call support
 
+    @property
+    def operation(self) -> str:
+        """The GenAI operation name (spans)."""
+        return "chat" if self.messages else "text_completion"
+
     def chat_messages(self) -> list[dict[str, str]]:
         if self.prompt is not None:
             return [{"role": "user", "content": self.prompt}]
         return [dict(m) for m in self.messages]
+
+
+NO_SAMPLING = Sampling(max_tokens=0, temperature=0.0, top_p=1.0)
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """Vectors for `inputs` (texts, or token id lists) from an embedding model."""
+
+    model: str
+    inputs: tuple[str | tuple[int, ...], ...]
+    sampling: Sampling = NO_SAMPLING  # nothing is sampled; spans read it all the same
+    messages: tuple = ()
+    prompt: str | None = None
+    raw: bool = False
+    operation = "embeddings"
 
 
 @dataclass(frozen=True)
@@ -104,3 +125,12 @@ class Completion:
     timings: Timings = field(default_factory=Timings)
     logprobs: tuple[TokenLogprob, ...] = ()
     tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass
+class Embeddings:
+    model: str
+    vectors: list[list[float]]
+    usage: Usage
+    timings: Timings = field(default_factory=Timings)
+    finish_reason: str = "stop"

@@ -56,8 +56,7 @@ class RequestTrack:
         self._environ = environ
         self._started = time.perf_counter()
         self._finished = False
-        operation = "chat" if request.messages else "text_completion"
-        self.span = tracing.start_generation_span(operation, request.model, request.sampling)
+        self.span = tracing.start_generation_span(request.operation, request.model, request.sampling)
         if key:
             self.span.set_attribute("llm.api_key.name", key)
         context = self.span.get_span_context()

@@ -1,0 +1,57 @@
+"""Embeddings from a model of the engine's embedding architectures (EmbeddingGemma, Qwen3-Embedding)."""
+
+from __future__ import annotations
+
+import time
+
+from app.engine.entries import EMBEDDING
+from app.engine.offload import run_blocking
+from app.engine.pool import LoadedModel
+from app.engine.tokens import tokenize, vocabulary_size
+from app.engine.types import EmbeddingRequest, Embeddings, Timings, Usage
+from app.errors import BadRequestError, ContextTooLongError
+
+
+def wrong_kind(model: LoadedModel, embedding_models: list[str]) -> BadRequestError:
+    """A request for the other kind of model: which endpoint or models fit."""
+    if model.kind == EMBEDDING:
+        return BadRequestError(
+            f"The model '{model.model_id}' is an embedding model: use POST /v1/embeddings or /api/embed",
+            details={"model": model.model_id, "kind": EMBEDDING},
+        )
+    can = ", ".join(embedding_models) or "none is configured (LLM_ALLOWED_MODELS, the catalog)"
+    return BadRequestError(
+        f"The model '{model.model_id}' cannot make embeddings; models that can: {can} "
+        "(the engine's embedding architectures: EmbeddingGemma, Qwen3-Embedding)",
+        details={"model": model.model_id, "embedding_models": embedding_models},
+    )
+
+
+def embed(model: LoadedModel, request: EmbeddingRequest) -> Embeddings:
+    """One vector per input, in order; an input longer than the context is refused (never cut)."""
+    import mistralrs
+
+    started = time.perf_counter()
+    counts = [len(i) if isinstance(i, tuple) else len(tokenize(model, i, True)) for i in request.inputs]
+    limit = model.context_length
+    for index, count in enumerate(counts):
+        if limit is not None and count > limit:
+            raise ContextTooLongError(
+                f"input[{index}] is {count} tokens, more than the model's context length of {limit} tokens",
+                details={"index": index, "prompt_tokens": count, "context_length": limit},
+            )
+        if count == 0:
+            raise BadRequestError(f"input[{index}] is empty", details={"index": index})
+    size = vocabulary_size(model)
+    for index, ids in enumerate(i for i in request.inputs if isinstance(i, tuple)):
+        if size is not None and max(ids) >= size:
+            raise BadRequestError(
+                f"input[{index}]: token id {max(ids)} is not in the model's vocabulary of {size} tokens",
+                details={"index": index, "vocab_size": size},
+            )
+    inputs = [list(i) if isinstance(i, tuple) else i for i in request.inputs]
+    engine_request = mistralrs.EmbeddingRequest(input=inputs)
+    with model.submit_lock:
+        vectors = run_blocking(model.runner.send_embedding_request, engine_request)
+    elapsed = time.perf_counter() - started
+    return Embeddings(model.model_id, vectors, Usage(sum(counts), 0), Timings(total_seconds=elapsed))
