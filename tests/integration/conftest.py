@@ -65,3 +65,19 @@ def models_server(tmp_path_factory):
     ).running(ready=(503,)) as srv:
         srv.wait_until_loaded()
         yield srv
+
+
+EMBEDDING_MODEL = "local/tiny-embed"
+
+
+@pytest.fixture(scope="session")
+def apis_server(tmp_path_factory):
+    """The embedded chat model and a tiny embedding model (Qwen3 architecture, built here)."""
+    from tests.tiny_embedding import build_tiny_embedding
+
+    tmp = tmp_path_factory.mktemp("apis")
+    build_tiny_embedding(tmp / "models" / EMBEDDING_MODEL)
+    with Server(
+        tmp, LLM_ALLOWED_MODELS=f"{EMBEDDED},{EMBEDDING_MODEL}", LLM_MODEL_PATH=str(tmp / "models")
+    ).running() as srv:
+        yield srv
