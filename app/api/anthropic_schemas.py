@@ -73,6 +73,7 @@ class AnthropicErrorBodySchema(Schema):
     type = fields.String(metadata={"description": "invalid_request_error, authentication_error, ..."})
     message = fields.String()
     code = fields.String(metadata={"description": "The same codes as the native API."})
+    details = fields.Dict(metadata={"description": "Structured context (fields, limits, ...)."})
 
 
 class AnthropicErrorSchema(Schema):
