@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, send_from_directory
 
-from app.api import anthropic, chat, embeddings, generate, health, llms, openai, responses, tokens
+from app.api import anthropic, chat, embeddings, generate, health, llms, openai, playground, responses, tokens
 from app.api.base import Api
 from app.settings import Settings
 
@@ -47,4 +47,5 @@ def init_app(app: Flask, settings: Settings) -> Api:
     def swagger_assets(filename: str):
         return send_from_directory(str(swagger_ui_path), filename)
 
+    app.register_blueprint(playground.blp)  # the web page at /: plain Flask, outside the OpenAPI document
     return api

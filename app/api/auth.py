@@ -26,6 +26,8 @@ CHALLENGE = {"WWW-Authenticate": "Bearer"}
 def _public(path: str, settings: Settings) -> bool:
     if path in PROBES:
         return True
+    if path == "/" or path.startswith("/playground/"):
+        return True  # the playground page: it must load for a visitor to type a key (its calls carry it)
     if settings.metrics_public and path == "/metrics":
         return True
     return settings.docs_public and path.startswith(DOCS)
