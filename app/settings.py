@@ -51,6 +51,7 @@ class Settings:
     hf_hub_offline: bool = False
     in_situ_quant: str = "auto"
     max_seqs: int = 0
+    model_replicas: int = 1
     prefix_cache_n: int | None = None  # None: per device (off on CPU, where the engine never evicts)
     service_name: str = "llm-inference-api"
     otlp_endpoint: str = "http://localhost:4317"
@@ -131,6 +132,7 @@ class Settings:
             hf_hub_offline=env.boolean("HF_HUB_OFFLINE", False),
             in_situ_quant=env.text("LLM_IN_SITU_QUANT", cls.in_situ_quant),
             max_seqs=env.integer("LLM_MAX_SEQS", cls.max_seqs, 0, 1024),
+            model_replicas=env.integer("LLM_MODEL_REPLICAS", cls.model_replicas, 1, 16),
             prefix_cache_n=env.integer("LLM_PREFIX_CACHE_N", None, 0, 1024),
             service_name=env.text("SERVICE_NAME", cls.service_name),
             otlp_endpoint=env.text("OTEL_EXPORTER_OTLP_ENDPOINT", cls.otlp_endpoint),

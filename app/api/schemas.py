@@ -264,6 +264,7 @@ class EngineConfigSchema(Schema):
     prefix_cache_n = fields.Integer()
     chat_template = fields.String(metadata={"description": "model (its own) or catalog."})
     max_context = fields.Integer(allow_none=True, metadata={"description": "Catalog context cap."})
+    replicas = fields.Integer(metadata={"description": "Runners of the model (LLM_MODEL_REPLICAS)."})
     reasons = fields.List(fields.String())
 
 

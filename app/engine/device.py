@@ -61,6 +61,7 @@ class EngineConfig:
     dtype: str = "auto"
     chat_template: str | None = None  # a Jinja file, or the template text (catalog)
     max_context: int | None = None  # a cap below the model's own context length (catalog)
+    replicas: int = 1  # runners of the model, each taking its own requests
 
     def as_dict(self) -> dict:
         return {
@@ -71,6 +72,7 @@ class EngineConfig:
             "prefix_cache_n": self.prefix_cache_n,
             "chat_template": "catalog" if self.chat_template else "model",
             "max_context": self.max_context,
+            "replicas": self.replicas,
             "reasons": list(self.reasons),
         }
 
@@ -118,7 +120,15 @@ def choose_config(
     max_context = entry.max_context if entry is not None else None
     if max_context:
         reasons.append(f"context capped at {max_context} tokens (catalog entry)")
-    return EngineConfig(device, isq, max_seqs, prefix_cache_n, tuple(reasons), dtype, template, max_context)
+    replicas = settings.model_replicas
+    if replicas > 1:
+        reasons.append(
+            f"{replicas} runners of the model (LLM_MODEL_REPLICAS): concurrent requests start at once "
+            "on their own runner, sharing the cores, at one copy of the weights each"
+        )
+    return EngineConfig(
+        device, isq, max_seqs, prefix_cache_n, tuple(reasons), dtype, template, max_context, replicas
+    )
 
 
 # The engine's prefix cache evicts only entries held on a GPU: on CPU every finished sequence's KV

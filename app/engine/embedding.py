@@ -51,7 +51,11 @@ def embed(model: LoadedModel, request: EmbeddingRequest) -> Embeddings:
             )
     inputs = [list(i) if isinstance(i, tuple) else i for i in request.inputs]
     engine_request = mistralrs.EmbeddingRequest(input=inputs)
-    with model.submit_lock:
-        vectors = run_blocking(model.runner.send_embedding_request, engine_request)
+    replica = model.take()
+    try:
+        with replica.submit_lock:
+            vectors = run_blocking(replica.runner.send_embedding_request, engine_request)
+    finally:
+        model.give(replica)
     elapsed = time.perf_counter() - started
     return Embeddings(model.model_id, vectors, Usage(sum(counts), 0), Timings(total_seconds=elapsed))

@@ -26,20 +26,52 @@ def kind_of(source: ModelSource | None) -> str | None:
 
 
 @dataclass
+class Replica:
+    """One runner of a model, and the lock that serialises submission to it (the runner is not
+    re-entrant). A model has LLM_MODEL_REPLICAS of them, each taking its own requests."""
+
+    runner: Any
+    submit_lock: Any = field(default_factory=lambda: threading.Lock())
+    active_streams: int = 0
+
+
+@dataclass
 class LoadedModel:
-    """A model in memory: its runner, and the lock that serialises submission to it."""
+    """A model in memory: its runners (replicas)."""
 
     model_id: str
-    runner: Any
+    replicas: list[Replica]
     source: ModelSource
     config: EngineConfig
     context_length: int | None
     load_seconds: float
-    submit_lock: Any = field(default_factory=lambda: threading.Lock())
-    active_streams: int = 0
     leases: int = 0  # requests holding the model, from acquire to release
     chat_template: Any = None  # app.engine.templates.ChatTemplate, read on first use
     vocab_size: int | None = None  # read on first use (app.engine.tokens)
+
+    @property
+    def runner(self) -> Any:
+        """The first replica's runner, for work that needs any one (tokens, templates)."""
+        return self.replicas[0].runner
+
+    @property
+    def submit_lock(self) -> Any:
+        return self.replicas[0].submit_lock
+
+    @property
+    def active_streams(self) -> int:
+        return sum(replica.active_streams for replica in self.replicas)
+
+    def take(self) -> Replica:
+        """The replica with the fewest running generations, counted as running one more (the
+        caller gives it back with `give`)."""
+        replica = min(self.replicas, key=lambda r: r.active_streams)
+        replica.active_streams += 1
+        return replica
+
+    @staticmethod
+    def give(replica: Replica) -> None:
+        replica.active_streams -= 1
 
     @property
     def kind(self) -> str:

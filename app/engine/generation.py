@@ -17,7 +17,7 @@ from greenlet import GreenletExit
 from app.engine.engine_errors import context_too_long, prompt_tokens, translate_error
 from app.engine.mapping import to_chunk, to_engine_chat_request, to_engine_completion_request, to_usage
 from app.engine.offload import gevent_active, run_blocking
-from app.engine.pool import LoadedModel
+from app.engine.pool import LoadedModel, Replica
 from app.engine.pump import DirectSource, PumpedSource
 from app.engine.types import Chunk, Completion, GenerationRequest, Timings, Usage
 from app.errors import BadRequestError
@@ -35,8 +35,11 @@ class Stream:
     Dropping the engine iterator is what stops the sequence inside the engine.
     """
 
-    def __init__(self, model: LoadedModel, iterator: Iterator[Any], request: GenerationRequest):
+    def __init__(
+        self, model: LoadedModel, replica: Replica, iterator: Iterator[Any], request: GenerationRequest
+    ):
         self.model = model
+        self.replica = replica  # the runner generating it, counted busy until close()
         self.request = request
         source_type = PumpedSource if gevent_active() else DirectSource
         self._source: DirectSource | PumpedSource | None = source_type(iterator, to_chunk)
@@ -47,7 +50,6 @@ class Stream:
         self._started = time.perf_counter()
         self._first_at: float | None = None
         self.tokens_seen = 0
-        model.active_streams += 1
 
     @property
     def decode_seconds(self) -> float | None:
@@ -133,7 +135,7 @@ class Stream:
         if self._source is not None:
             self._source.cancel()
             self._source = None
-            self.model.active_streams -= 1
+            self.model.give(self.replica)
 
 
 def open_stream(model: LoadedModel, request: GenerationRequest, prime: bool = True) -> Stream:
@@ -147,14 +149,16 @@ def open_stream(model: LoadedModel, request: GenerationRequest, prime: bool = Tr
         )
     request = fit_context(model, request)
     engine_request = to_engine_chat_request(request)
+    replica = model.take()
     try:
-        with model.submit_lock:
-            iterator = run_blocking(model.runner.send_chat_completion_request, engine_request)
-    except _FATAL:
-        raise
+        with replica.submit_lock:
+            iterator = run_blocking(replica.runner.send_chat_completion_request, engine_request)
     except BaseException as error:  # a panic at submission too
+        model.give(replica)
+        if isinstance(error, _FATAL):
+            raise
         raise translate_error(error, model, request) from error
-    stream = Stream(model, iter(iterator), request)
+    stream = Stream(model, replica, iter(iterator), request)
     if prime:
         stream.prime()
     return stream
@@ -193,13 +197,16 @@ def complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
     started = time.perf_counter()
     request = fit_context(model, request)
     engine_request = to_engine_completion_request(request)
+    replica = model.take()
     try:
-        with model.submit_lock:  # the call holds the runner until the generation ends
-            response = run_blocking(model.runner.send_completion_request, engine_request)
+        with replica.submit_lock:  # the call holds the runner until the generation ends
+            response = run_blocking(replica.runner.send_completion_request, engine_request)
     except _FATAL:
         raise
     except BaseException as error:
         raise translate_error(error, model, request) from error
+    finally:
+        model.give(replica)
     elapsed = time.perf_counter() - started
     choice = response.choices[0]
     usage = to_usage(response.usage) or Usage(0, 0)

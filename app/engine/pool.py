@@ -16,7 +16,9 @@ from greenlet import GreenletExit
 from app.engine import catalog, hub, memory
 from app.engine.catalog import ModelSource
 from app.engine.device import EngineConfig, choose_config, detect_device
-from app.engine.entries import FAILED, LOADED, LOADING, NOT_LOADED, LoadedModel, ModelEntry
+from app.engine.entries import FAILED, LOADED, LOADING, NOT_LOADED, LoadedModel, ModelEntry, Replica
+
+__all__ = ["LoadedModel", "ModelPool", "Replica"]
 from app.engine.offload import run_blocking, spawn_background
 from app.engine.runner import create_runner
 from app.errors import ApiError, ModelNotFoundError, ModelNotReadyError, OverloadedError
@@ -125,8 +127,10 @@ class ModelPool:
             entry.state = NOT_LOADED
             raise
         try:
-            runner = run_blocking(self._runner_factory, entry.source, config)
-            context_length = run_blocking(runner.max_sequence_length)
+            runners = [
+                run_blocking(self._runner_factory, entry.source, config) for _ in range(config.replicas)
+            ]
+            context_length = run_blocking(runners[0].max_sequence_length)
         except _FATAL:
             raise
         except BaseException as error:
@@ -135,7 +139,8 @@ class ModelPool:
         if config.max_context and (context_length is None or config.max_context < context_length):
             context_length = config.max_context
         seconds = time.perf_counter() - started
-        entry.loaded = LoadedModel(entry.model_id, runner, entry.source, config, context_length, seconds)
+        replicas = [Replica(runner) for runner in runners]
+        entry.loaded = LoadedModel(entry.model_id, replicas, entry.source, config, context_length, seconds)
         entry.state, entry.loads, entry.last_used = LOADED, entry.loads + 1, time.monotonic()
         logger.info(
             "model %s loaded in %.2fs from %s (%s); %s",

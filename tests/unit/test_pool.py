@@ -165,3 +165,28 @@ def test_with_a_list_longer_than_the_bound_start_loads_the_first_and_readiness_w
     use(pool, "acme/c")  # loads on demand, unloading acme/a; the worker stays ready
     assert states(pool)["acme/a"] == "not loaded"
     assert pool.readiness()[0] is True
+
+
+def test_replicas_take_requests_least_busy_first(make_pool):
+    from app.engine import GenerationRequest, Sampling, open_stream
+
+    runners: list[FakeRunner] = []
+
+    def factory(source, config):
+        runners.append(FakeRunner(tokens=("a",) * 3))
+        return runners[-1]
+
+    pool = make_pool(factory, LLM_MODEL_REPLICAS="2")
+    model = pool.acquire("acme/a")
+    assert len(runners) == 2 and model.config.replicas == 2
+    request = GenerationRequest("acme/a", Sampling(max_tokens=3, temperature=0.0, top_p=1.0), prompt="hi")
+    first, second = open_stream(model, request), open_stream(model, request)
+    assert {first.replica.runner, second.replica.runner} == set(runners)  # one each
+    assert model.active_streams == 2
+    first.close()
+    third = open_stream(model, request)
+    assert third.replica is first.replica  # the idle one
+    second.close()
+    third.close()
+    assert model.active_streams == 0 and pool.describe()[0]["engine"]["replicas"] == 2
+    pool.release(model)
