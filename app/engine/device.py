@@ -62,6 +62,7 @@ class EngineConfig:
     chat_template: str | None = None  # a Jinja file, or the template text (catalog)
     max_context: int | None = None  # a cap below the model's own context length (catalog)
     replicas: int = 1  # runners of the model, each taking its own requests
+    serial_prefill: bool = False  # admit one prompt at a time (CPU, max_seqs > 1): see choose_config
 
     def as_dict(self) -> dict:
         return {
@@ -102,11 +103,22 @@ def choose_config(
     elif settings.max_seqs:
         max_seqs, seq_reason = settings.max_seqs, f"max_seqs {settings.max_seqs} (LLM_MAX_SEQS)"
     elif device == "cpu":
-        max_seqs, seq_reason = 1, "max_seqs 1: batched decoding fails inside the engine on CPU"
+        max_seqs = min(32, settings.max_concurrent_requests)
+        seq_reason = (
+            f"max_seqs {max_seqs}: the engine interleaves the decoding of concurrent requests, so each "
+            "gets its first token without waiting for whole answers"
+        )
     else:
         max_seqs = min(32, settings.max_concurrent_requests)
         seq_reason = f"max_seqs {max_seqs}: batching on CUDA, bounded by LLM_MAX_CONCURRENT_REQUESTS"
     reasons.append(seq_reason)
+    serial_prefill = device == "cpu" and max_seqs > 1
+    if serial_prefill:
+        reasons.append(
+            "one prompt in prefill at a time: on CPU the engine fails a batch of prompts of equal "
+            "length (its quantized lm_head gets a non-contiguous input), so the server admits the next "
+            "prompt once the previous one has its first token"
+        )
     prefix_cache_n, cache_reason = _prefix_cache(settings, device)
     reasons.append(cache_reason)
     if device == "cpu":
@@ -127,7 +139,16 @@ def choose_config(
             "on their own runner, sharing the cores, at one copy of the weights each"
         )
     return EngineConfig(
-        device, isq, max_seqs, prefix_cache_n, tuple(reasons), dtype, template, max_context, replicas
+        device,
+        isq,
+        max_seqs,
+        prefix_cache_n,
+        tuple(reasons),
+        dtype,
+        template,
+        max_context,
+        replicas,
+        serial_prefill,
     )
 
 

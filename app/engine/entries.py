@@ -33,6 +33,7 @@ class Replica:
     runner: Any
     submit_lock: Any = field(default_factory=lambda: threading.Lock())
     active_streams: int = 0
+    prefill_gate: Any = None  # held from a prompt's submission to its first token (serial_prefill)
 
 
 @dataclass

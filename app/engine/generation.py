@@ -8,7 +8,7 @@ so no request holds the runner for a whole generation.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -36,13 +36,18 @@ class Stream:
     """
 
     def __init__(
-        self, model: LoadedModel, replica: Replica, iterator: Iterator[Any], request: GenerationRequest
+        self,
+        model: LoadedModel,
+        replica: Replica,
+        iterator: Iterator[Any],
+        request: GenerationRequest,
+        on_first: Callable[[], Any] | None = None,
     ):
         self.model = model
         self.replica = replica  # the runner generating it, counted busy until close()
         self.request = request
         source_type = PumpedSource if gevent_active() else DirectSource
-        self._source: DirectSource | PumpedSource | None = source_type(iterator, to_chunk)
+        self._source: DirectSource | PumpedSource | None = source_type(iterator, to_chunk, on_first)
         self._pending: list[Chunk] = []
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
@@ -150,16 +155,21 @@ def open_stream(model: LoadedModel, request: GenerationRequest, prime: bool = Tr
     request = fit_context(model, request)
     engine_request = to_engine_chat_request(request)
     replica = model.take()
+    gate = replica.prefill_gate
+    if gate is not None:  # one prompt in prefill at a time: released at its first chunk
+        gate.acquire()
     try:
         with replica.submit_lock:
             iterator = run_blocking(replica.runner.send_chat_completion_request, engine_request)
     except BaseException as error:  # a panic at submission too
         model.give(replica)
+        if gate is not None:
+            gate.release()
         if isinstance(error, _FATAL):
             raise
         raise translate_error(error, model, request) from error
-    stream = Stream(model, replica, iter(iterator), request)
-    if prime:
+    stream = Stream(model, replica, iter(iterator), request, gate.release if gate is not None else None)
+    if prime or (gate is not None and not gevent_active()):  # in-process: nothing else frees it
         stream.prime()
     return stream
 
@@ -198,6 +208,9 @@ def complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
     request = fit_context(model, request)
     engine_request = to_engine_completion_request(request)
     replica = model.take()
+    gate = replica.prefill_gate
+    if gate is not None:
+        gate.acquire()
     try:
         with replica.submit_lock:  # the call holds the runner until the generation ends
             response = run_blocking(replica.runner.send_completion_request, engine_request)
@@ -207,6 +220,8 @@ def complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
         raise translate_error(error, model, request) from error
     finally:
         model.give(replica)
+        if gate is not None:
+            gate.release()
     elapsed = time.perf_counter() - started
     choice = response.choices[0]
     usage = to_usage(response.usage) or Usage(0, 0)

@@ -139,7 +139,10 @@ class ModelPool:
         if config.max_context and (context_length is None or config.max_context < context_length):
             context_length = config.max_context
         seconds = time.perf_counter() - started
-        replicas = [Replica(runner) for runner in runners]
+        replicas = [
+            Replica(runner, prefill_gate=threading.Lock() if config.serial_prefill else None)
+            for runner in runners
+        ]
         entry.loaded = LoadedModel(entry.model_id, replicas, entry.source, config, context_length, seconds)
         entry.state, entry.loads, entry.last_used = LOADED, entry.loads + 1, time.monotonic()
         logger.info(

@@ -14,19 +14,40 @@ from typing import Any
 _END = object()
 
 
+def _once(callback: Callable[[], Any] | None) -> Callable[[], None]:
+    """`callback` to call at most once (None: nothing)."""
+    pending = [callback]
+
+    def call() -> None:
+        if pending[0] is not None:
+            done, pending[0] = pending[0], None
+            done()
+
+    return call
+
+
 class DirectSource:
     """Without gevent (in-process use): call the engine iterator on the caller's thread."""
 
-    def __init__(self, iterator: Iterator[Any], convert: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        iterator: Iterator[Any],
+        convert: Callable[[Any], Any],
+        on_first: Callable[[], Any] | None = None,
+    ) -> None:
         self._iterator: Iterator[Any] | None = iterator
         self._convert = convert
+        self._first = _once(on_first)  # the first chunk, an error or the end: prefill is over
 
     def take(self, timeout: float | None = None) -> list[Any] | None:
         """The next chunks, or None at the end; engine errors raise here. The call blocks until the
         engine answers: without gevent there is nothing else to wait for."""
         if self._iterator is None:
             return None
-        response = next(self._iterator, None)
+        try:
+            response = next(self._iterator, None)
+        finally:
+            self._first()
         if response is None:
             self._iterator = None
             return None
@@ -37,12 +58,18 @@ class DirectSource:
 
     def cancel(self) -> None:
         self._iterator = None  # the last reference: the engine stops the sequence
+        self._first()
 
 
 class PumpedSource:
     """Under gevent: a pool thread iterates the engine stream; the hub waits on an async watcher."""
 
-    def __init__(self, iterator: Iterator[Any], convert: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        iterator: Iterator[Any],
+        convert: Callable[[Any], Any],
+        on_first: Callable[[], Any] | None = None,
+    ) -> None:
         import gevent
         from gevent.event import Event
 
@@ -51,9 +78,11 @@ class PumpedSource:
         self._ready = Event()
         self._cancelled = False
         self._ended = False
+        # Called on the hub once the first chunk (or an error, or the end) has arrived.
+        self._first = _once(on_first)
         # Started for the stream's whole life, so no wake-up sent from the thread is ever lost.
         self._watcher = hub.loop.async_()
-        self._watcher.start(self._ready.set)
+        self._watcher.start(self._arrived)
         hub.threadpool.spawn(self._pump, iterator, convert)
 
     def _pump(self, iterator: Iterator[Any], convert: Callable[[Any], Any]) -> None:
@@ -71,6 +100,11 @@ class PumpedSource:
             del iterator  # dropping it stops the sequence in the engine
             self._queue.append(_END)
             self._watcher.send()
+
+    def _arrived(self) -> None:
+        """On the hub, woken by the pump thread."""
+        self._first()
+        self._ready.set()
 
     def take(self, timeout: float | None = None) -> list[Any] | None:
         """The chunks that have arrived (waiting up to `timeout` seconds for one), None at the end,
@@ -103,6 +137,7 @@ class PumpedSource:
     def _end(self) -> None:
         self._ended = True
         self._watcher.stop()
+        self._first()
 
     def cancel(self) -> None:
         """The pump stops after the engine's next chunk and drops the iterator."""

@@ -72,6 +72,39 @@ def test_four_concurrent_streams_complete_with_their_own_tokens_while_live_answe
     )
 
 
+def test_concurrent_requests_each_start_before_the_first_one_ends(server):
+    """Four identical prompts released together (the case a batched prefill fails on CPU): every
+    one succeeds, and every one's first token comes before any answer is whole, since the engine
+    interleaves their decoding instead of running them one after another."""
+    body = chat_body(LONG_ANSWER, 160)
+    order: list[tuple[str, int]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+
+    def stream(index: int) -> dict:
+        barrier.wait()
+        with requests.post(server.url + "/api/chat/stream", json=body, timeout=600, stream=True) as response:
+            assert response.status_code == 200, response.text
+            seen_first = False
+            for name, data in iter_events(response):
+                if name == "token" and not seen_first:
+                    seen_first = True
+                    with lock:
+                        order.append(("first", index))
+                if name in ("done", "error"):
+                    with lock:
+                        order.append(("end", index))
+                    return {"event": name, **data}
+        raise AssertionError("the stream ended without done or error")
+
+    with ThreadPoolExecutor(4) as executor:
+        results = list(executor.map(stream, range(4)))
+    assert [r["event"] for r in results] == ["done"] * 4, results
+    assert all(r["usage"]["completion_tokens"] == 160 for r in results)
+    first_end = next(i for i, (what, _) in enumerate(order) if what == "end")
+    assert sorted(index for what, index in order[:first_end] if what == "first") == [0, 1, 2, 3], order
+
+
 def test_requests_over_the_limit_get_503_with_retry_after_and_their_queue_position(no_queue_server):
     url = no_queue_server.url
     with first_token(url, chat_body(LONG_ANSWER, 300)):  # the slot is taken, and no request may queue

@@ -22,8 +22,9 @@ def test_probes_answer(server):
 
 
 # What the server chooses on each device for the embedded model with four slots: in-situ
-# quantization, max_seqs, prefix cache (off on CPU, where the engine never evicts it).
-EXPECTED_ENGINE = {"cpu": ("Q8_0", 1, 0), "cuda": (None, 4, 16)}
+# quantization, max_seqs (a sequence per slot: concurrent requests interleave), prefix cache (off on
+# CPU, where the engine never evicts it).
+EXPECTED_ENGINE = {"cpu": ("Q8_0", 4, 0), "cuda": (None, 4, 16)}
 
 
 def test_llms_reports_the_embedded_model_and_the_settings_chosen_for_its_device(server):
@@ -43,6 +44,7 @@ def test_llms_reports_the_embedded_model_and_the_settings_chosen_for_its_device(
         "prefix_cache_n": prefix_cache,
         "chat_template": "model",
         "max_context": None,
+        "replicas": 1,
         "reasons": model["engine"]["reasons"],
     }
     assert model["load_seconds"] > 0

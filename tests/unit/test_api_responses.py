@@ -76,7 +76,7 @@ def test_readiness_and_listing(client):
     (model,) = listing["models"]
     assert model["state"] == "loaded" and model["context_length"] == 2048
     assert model["source"]["origin"] == "model_path"
-    assert model["engine"]["max_seqs"] == 1
+    assert model["engine"]["max_seqs"] == 10  # LLM_MAX_CONCURRENT_REQUESTS: decoding interleaves
 
 
 def test_token_frame_is_the_general_frame():
