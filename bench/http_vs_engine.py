@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import http.client
-import importlib.metadata
 import json
 import os
-import platform
 import signal
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,14 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RUST_LOG", "warn")  # the engine logs its load to stdout; keep the table readable
 
-from app.api import sse  # noqa: E402
 from app.engine import GenerationRequest, LoadedModel, ModelPool, Sampling, open_stream  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from bench import processes  # noqa: E402
-from bench.processes import free_port  # noqa: E402
+from bench import machine, processes  # noqa: E402
+from bench.cpu import CpuMeter, CpuUse  # noqa: E402
+from bench.processes import HOST, MODEL  # noqa: E402
+from bench.sse_client import Stream, stream  # noqa: E402
+from bench.stats import spread  # noqa: E402
 
-MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-HOST = "127.0.0.1"  # loopback only
 # 37 prompt tokens once templated; at temperature 0 the story runs well past 128 tokens.
 MESSAGES = (
     {"role": "system", "content": "You are a helpful writing assistant."},
@@ -58,52 +53,13 @@ class Run:
     text: str
     server_ttft_ms: float | None = None  # HTTP only: the server's own figures from the `done` event
     server_decode_tok_s: float | None = None
-    cpu_s: dict[str, float] | None = None  # CPU seconds spent during the run, by whom (see CpuMeter)
+    cpu_s: dict[str, float] | None = None  # CPU seconds spent during the run, by whom (see bench.cpu)
 
-
-def decode_rate(tokens: int, first: float, last: float) -> float:
-    """Tokens per second after the first one: (tokens - 1) / (t_last - t_first)."""
-    return (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
-
-
-class CpuMeter:
-    """CPU seconds used by this process, by the server's processes and by everything else (from /proc).
-
-    Shows that the side not being measured stays idle, and flags outside load on a shared machine.
-    """
-
-    TICK = os.sysconf("SC_CLK_TCK")
-
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
-
-    @staticmethod
-    def _process_ticks(pid: int) -> int:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            return 0
-        return int(fields[11]) + int(fields[12])  # utime + stime, all threads
-
-    def _server_pids(self) -> list[int]:
-        path = Path(f"/proc/{self.server_pid}/task/{self.server_pid}/children")
-        children = path.read_text().split() if path.exists() else []
-        return [self.server_pid, *map(int, children)]
-
-    def sample(self) -> dict[str, int]:
-        cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, cpu[:8])
-        return {
-            "bench": self._process_ticks(os.getpid()),
-            "server": sum(map(self._process_ticks, self._server_pids())),
-            "all": user + nice + system + irq + softirq,
-            "steal": steal,
-        }
-
-    def seconds(self, before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
-        delta = {key: (after[key] - before[key]) / self.TICK for key in before}
-        delta["other"] = max(0.0, delta.pop("all") - delta["bench"] - delta["server"])
-        return delta
+    @classmethod
+    def of(cls, side: str, timed: Stream) -> Run:
+        return cls(
+            side, timed.ttft_ms, timed.decode_tok_s, timed.completion_tokens, timed.prompt_tokens, timed.text
+        )
 
 
 # -- in-process ----------------------------------------------------------------------------------
@@ -121,96 +77,30 @@ def run_engine(model: LoadedModel, max_tokens: int) -> Run:
     parts: list[str] = []
     first = last = 0.0
     started = time.perf_counter()
-    stream = open_stream(model, request)
-    for chunk in stream:
+    engine_stream = open_stream(model, request)
+    for chunk in engine_stream:
         if chunk.text:
             last = time.perf_counter()
             first = first or last
             parts.append(chunk.text)
-    usage = stream.usage
+    ended = time.perf_counter()
+    usage = engine_stream.usage
     if usage is None:
         raise RuntimeError("the engine stream ended without usage")
-    return Run(
-        side="in-process",
-        ttft_ms=(first - started) * 1e3,
-        decode_tok_s=decode_rate(usage.completion_tokens, first, last),
-        completion_tokens=usage.completion_tokens,
-        prompt_tokens=usage.prompt_tokens,
-        text="".join(parts),
-    )
+    timed = Stream(started, first, last, ended, usage.completion_tokens, usage.prompt_tokens, "".join(parts))
+    return Run.of("in-process", timed)
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
-
-
-@contextmanager
-def server(port: int, log_path: Path) -> Iterator[subprocess.Popen]:
-    """The real server (`gunicorn -c gunicorn.conf.py wsgi:app`) on loopback; always stopped."""
-    env = {
-        **os.environ,
-        "LLM_ALLOWED_MODELS": MODEL,
-        "LLM_INFERENCE_HOSTNAME": HOST,
-        "LLM_INFERENCE_PORT": str(port),
-        "LOG_FORMAT": "pretty",
-    }
-    with processes.gunicorn(env, log_path) as process:
-        yield process
-
-
-def wait_ready(process: subprocess.Popen, port: int, log_path: Path) -> float:
-    """Poll GET /health/ready until 200; return the seconds it took."""
-    return processes.wait_ready(process, port, "/health/ready", log_path, READY_DEADLINE_SECONDS)
-
-
-def sse_frames(response: http.client.HTTPResponse) -> Iterator[tuple[str, Any]]:
-    """(event, data) per frame as soon as its blank line arrives, via the project's SSE parser."""
-    lines: list[str] = []
-    while line := response.readline():
-        text = line.decode("utf-8").rstrip("\r\n")
-        if text:
-            lines.append(text)
-        elif lines:
-            yield sse.parse("\n".join(lines))[0]
-            lines = []
-
-
 def run_http(port: int, max_tokens: int) -> Run:
     """POST /api/chat/stream; TTFT from sending the request to the first `token` frame."""
-    body = json.dumps({"messages": list(MESSAGES), "max_tokens": max_tokens, "temperature": 0.0})
-    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT_SECONDS)
-    parts: list[str] = []
-    first = last = 0.0
-    done: dict[str, Any] | None = None
-    try:
-        connection.connect()
-        started = time.perf_counter()
-        connection.request("POST", "/api/chat/stream", body=body.encode(), headers=headers)
-        response = connection.getresponse()
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {response.read(2000).decode(errors='replace')}")
-        for event, data in sse_frames(response):
-            if event == "token":
-                last = time.perf_counter()
-                first = first or last
-                parts.append(data["delta"])
-            elif event == "done":
-                done = data
-                break
-            else:
-                raise RuntimeError(f"unexpected {event!r} event: {data}")
-    finally:
-        connection.close()
-    if done is None:
+    body = {"messages": list(MESSAGES), "max_tokens": max_tokens, "temperature": 0.0}
+    timed = stream(port, "/api/chat/stream", body, REQUEST_TIMEOUT_SECONDS)
+    if timed.done is None:
         raise RuntimeError("the stream ended without a `done` event")
-    usage, timings = done["usage"], done["timings"]
-    return Run(
-        side="HTTP",
-        ttft_ms=(first - started) * 1e3,
-        decode_tok_s=decode_rate(usage["completion_tokens"], first, last),
-        completion_tokens=usage["completion_tokens"],
-        prompt_tokens=usage["prompt_tokens"],
-        text="".join(parts),
+    timings = timed.done["timings"]
+    return replace(
+        Run.of("HTTP", timed),
         server_ttft_ms=timings["time_to_first_token_seconds"] * 1e3,
         server_decode_tok_s=timings["completion_tokens_per_second"],
     )
@@ -218,9 +108,8 @@ def run_http(port: int, max_tokens: int) -> Run:
 
 # -- the run -------------------------------------------------------------------------------------
 def measured(run: Callable[[], Run], meter: CpuMeter) -> Run:
-    before = meter.sample()
-    result = run()
-    return replace(result, cpu_s=meter.seconds(before, meter.sample()))
+    result, used = meter.measure(run)
+    return replace(result, cpu_s=asdict(used))
 
 
 def describe(run: Run) -> str:
@@ -252,19 +141,13 @@ def interleave(sides: dict[str, Callable[[], Run]], rounds: int, meter: CpuMeter
 
 def outside_cpu(run: Run) -> float:
     """CPU seconds taken by other processes (or the hypervisor) during the run: noise."""
-    cpu = run.cpu_s or {}
-    return cpu.get("other", 0.0) + cpu.get("steal", 0.0)
+    return CpuUse(**run.cpu_s).outside if run.cpu_s else 0.0
 
 
 def summarise(runs: list[Run]) -> dict[str, Any]:
-    ttft, decode = [r.ttft_ms for r in runs], [r.decode_tok_s for r in runs]
     summary: dict[str, Any] = {
-        "ttft_ms_median": statistics.median(ttft),
-        "ttft_ms_min": min(ttft),
-        "ttft_ms_max": max(ttft),
-        "decode_tok_s_median": statistics.median(decode),
-        "decode_tok_s_min": min(decode),
-        "decode_tok_s_max": max(decode),
+        **spread("ttft_ms", (r.ttft_ms for r in runs)),
+        **spread("decode_tok_s", (r.decode_tok_s for r in runs)),
         "completion_tokens": sorted({r.completion_tokens for r in runs}),
         "prompt_tokens": sorted({r.prompt_tokens for r in runs}),
         "outside_cpu_s_max": max(map(outside_cpu, runs)),
@@ -340,16 +223,6 @@ def warnings(runs: list[Run], max_tokens: int) -> list[str]:
     return found
 
 
-def machine() -> dict[str, Any]:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-    return {
-        "cpu": cpu or platform.processor(),
-        "cores": os.cpu_count(),
-        "mistralrs": importlib.metadata.version("mistralrs"),
-    }
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds (one run per side each)")
@@ -363,18 +236,19 @@ def parse_args() -> argparse.Namespace:
 
 def measure(args: argparse.Namespace, log_path: Path) -> tuple[dict[str, list[Run]], dict[str, Any]]:
     """Start the server, load the in-process engine, run both sides; the server is always stopped."""
-    port = free_port()
-    with server(port, log_path) as process:
-        ready_seconds = wait_ready(process, port, log_path)
-        print(f"server ready in {ready_seconds:.1f}s on {HOST}:{port} (log: {log_path})")
+    with processes.ours(log_path) as server:
+        ready_seconds = server.wait_ready("/health/ready", READY_DEADLINE_SECONDS)
+        print(f"server ready in {ready_seconds:.1f}s on {HOST}:{server.port} (log: {log_path})")
         model = load_engine()
         config = model.config.as_dict()
         print(f"in-process engine: ISQ {config['in_situ_quant']}, max_seqs {config['max_seqs']}")
         sides = {
             "in-process": lambda: run_engine(model, args.max_tokens),
-            "HTTP": lambda: run_http(port, args.max_tokens),
+            "HTTP": lambda: run_http(server.port, args.max_tokens),
         }
-        return interleave(sides, args.rounds, CpuMeter(process.pid)), config
+        meter = CpuMeter()
+        meter.watch(server.process.pid)
+        return interleave(sides, args.rounds, meter), config
 
 
 def main() -> None:
@@ -393,7 +267,7 @@ def main() -> None:
         "max_tokens": args.max_tokens,
         "rounds": args.rounds,
         "warmup_runs": WARMUP_RUNS,
-        "machine": machine(),
+        "machine": machine.describe(),
         "engine_config": config,
         **verdict,
         "warnings": found,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import sys
 import tempfile
 import time
@@ -16,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.processes import HOST, free_port, gunicorn, wait_ready
+from bench import processes
+from bench.processes import HOST
 
-EMBEDDED = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # Distinct prompts: the engine's prefix cache keys on whole sequences, a repeated prompt hides growth.
 BODY = '{{"prompt": "Say hi, number {}.", "max_tokens": 16, "temperature": 0}}'
 
@@ -40,21 +39,13 @@ def main() -> None:
     parser.add_argument("--prefix-cache", type=int, default=None, help="LLM_PREFIX_CACHE_N")
     parser.add_argument("--bound-mb", type=int, default=0, help="LLM_MAX_WORKER_MEMORY_MB")
     args = parser.parse_args()
-    port = free_port()
-    env = {
-        **os.environ,
-        "LLM_ALLOWED_MODELS": EMBEDDED,
-        "LLM_INFERENCE_HOSTNAME": HOST,
-        "LLM_INFERENCE_PORT": str(port),
-        "OTEL_SDK_DISABLED": "true",
-        "LLM_MAX_WORKER_MEMORY_MB": str(args.bound_mb),
-    }
+    env = {"OTEL_SDK_DISABLED": "true", "LLM_MAX_WORKER_MEMORY_MB": str(args.bound_mb)}
     if args.prefix_cache is not None:
         env["LLM_PREFIX_CACHE_N"] = str(args.prefix_cache)
     log = Path(tempfile.mkdtemp()) / "soak.log"
-    with gunicorn(env, log) as process:
-        wait_ready(process, port, "/health/ready", log, 180)
-        pid = worker(process.pid)
+    with processes.ours(log, env) as server:
+        server.wait_ready("/health/ready", 180)
+        port, pid = server.port, worker(server.process.pid)
         connection = http.client.HTTPConnection(HOST, port, timeout=300)
         started = time.perf_counter()
         for count in range(1, args.generations + 1):
