@@ -78,18 +78,25 @@ class PumpedSource:
         self._ready = Event()
         self._cancelled = False
         self._ended = False
-        # Called on the hub once the first chunk (or an error, or the end) has arrived.
+        # Run on the hub once the engine has answered the first time (a chunk, an error or the end),
+        # told by the pump thread itself: a stream cancelled before that is still in the engine's
+        # queue or prefill until then.
         self._first = _once(on_first)
+        self._loop = hub.loop
         # Started for the stream's whole life, so no wake-up sent from the thread is ever lost.
         self._watcher = hub.loop.async_()
-        self._watcher.start(self._arrived)
+        self._watcher.start(self._ready.set)
         hub.threadpool.spawn(self._pump, iterator, convert)
 
     def _pump(self, iterator: Iterator[Any], convert: Callable[[Any], Any]) -> None:
         """Runs on the pool thread; holds the only reference to the engine iterator."""
+        answered = False
         try:
-            while not self._cancelled:
+            while not self._cancelled or not answered:
                 response = next(iterator, None)
+                if not answered:
+                    answered = True
+                    self._loop.run_callback_threadsafe(self._first)
                 if response is None:
                     break
                 self._queue.append(convert(response))
@@ -97,14 +104,11 @@ class PumpedSource:
         except BaseException as error:  # handed to the hub, which raises it in the request
             self._queue.append(error)
         finally:
+            if not answered:
+                self._loop.run_callback_threadsafe(self._first)
             del iterator  # dropping it stops the sequence in the engine
             self._queue.append(_END)
             self._watcher.send()
-
-    def _arrived(self) -> None:
-        """On the hub, woken by the pump thread."""
-        self._first()
-        self._ready.set()
 
     def take(self, timeout: float | None = None) -> list[Any] | None:
         """The chunks that have arrived (waiting up to `timeout` seconds for one), None at the end,
@@ -137,7 +141,6 @@ class PumpedSource:
     def _end(self) -> None:
         self._ended = True
         self._watcher.stop()
-        self._first()
 
     def cancel(self) -> None:
         """The pump stops after the engine's next chunk and drops the iterator."""
