@@ -122,10 +122,15 @@ def measure_all(args: argparse.Namespace, binary: Path, gguf: Path, quiet: Quiet
             stop(llama.process)
         turns = None
         if args.multiturn_rounds:
-            off_env = {**ours_env, "LLM_PREFIX_CACHE_N": "0"}
-            off_log = Path(f"{base}.ours-nocache.log")
-            off = start(stack, processes.ours(off_log, off_env), "/health/ready", quiet.meter)
-            pair = {"prefix cache on": ours, "prefix cache off": off}
+            stop(ours.process)  # the default leaves the cache off on CPU: both settings said outright
+            pair = {}
+            for name, size, suffix in (
+                ("prefix cache on", "16", "cache"),
+                ("prefix cache off", "0", "nocache"),
+            ):
+                env = {**ours_env, "LLM_PREFIX_CACHE_N": size}
+                log_path = Path(f"{base}.ours-{suffix}.log")
+                pair[name] = start(stack, processes.ours(log_path, env), "/health/ready", quiet.meter)
             reply_tokens = QUICK_TOKENS if args.quick else MULTITURN_REPLY_TOKENS
             turns = multiturn(pair, args.multiturn_rounds, quiet, reply_tokens)
     return {"runs": runs, "multiturn": turns, "ours_engine": config, "ours_env": ours_env}
