@@ -76,7 +76,7 @@ def test_concurrent_requests_each_start_before_the_first_one_ends(server):
     """Four identical prompts released together (the case a batched prefill fails on CPU): every
     one succeeds, and every one's first token comes before any answer is whole, since the engine
     interleaves their decoding instead of running them one after another."""
-    body = chat_body(LONG_ANSWER, 160)
+    body = chat_body(LONG_ANSWER, 120)
     order: list[tuple[str, int]] = []
     lock = threading.Lock()
     barrier = threading.Barrier(4)
@@ -100,7 +100,9 @@ def test_concurrent_requests_each_start_before_the_first_one_ends(server):
     with ThreadPoolExecutor(4) as executor:
         results = list(executor.map(stream, range(4)))
     assert [r["event"] for r in results] == ["done"] * 4, results
-    assert all(r["usage"]["completion_tokens"] == 160 for r in results)
+    assert all(
+        r["finish_reason"] in ("length", "stop") and r["usage"]["completion_tokens"] > 0 for r in results
+    )
     first_end = next(i for i, (what, _) in enumerate(order) if what == "end")
     assert sorted(index for what, index in order[:first_end] if what == "first") == [0, 1, 2, 3], order
 
