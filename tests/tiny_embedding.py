@@ -24,13 +24,12 @@ loads offline in well under a second on CPU, and that answers `send_embedding_re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 
-from tests.tiny_models import EOS, N_BYTES, SPECIAL_TOKENS, VOCAB_SIZE, _tokenizer
+from tests.tiny_models import EOS, N_BYTES, SPECIAL_TOKENS, VOCAB_SIZE, write_json, write_tokenizer
 
 HIDDEN = 256
 EMBEDDING_DIM = HIDDEN
@@ -72,18 +71,13 @@ def _weights(seed: int) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
 def build_tiny_embedding(path: Path, seed: int = 0) -> Path:
     """Write config.json, model.safetensors (random weights), tokenizer.json, tokenizer_config.json,
     modules.json, 1_Pooling/config.json, config_sentence_transformers.json into `path`; return it."""
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     eos_id = N_BYTES + SPECIAL_TOKENS.index(EOS)
-    _write_json(
+    write_json(
         directory / "config.json",
         {
             "architectures": ["Qwen3ForCausalLM"],
@@ -112,34 +106,8 @@ def build_tiny_embedding(path: Path, seed: int = 0) -> Path:
             "use_cache": True,
         },
     )
-    (directory / "tokenizer.json").write_text(_tokenizer().to_str(pretty=True), encoding="utf-8")
-    _write_json(
-        directory / "tokenizer_config.json",
-        {
-            "tokenizer_class": "PreTrainedTokenizerFast",
-            "model_max_length": MAX_POSITIONS,
-            "eos_token": EOS,
-            "pad_token": EOS,
-            "bos_token": None,
-            "unk_token": None,
-            "add_bos_token": False,
-            "add_eos_token": False,
-            "padding_side": "left",
-            "clean_up_tokenization_spaces": False,
-            "added_tokens_decoder": {
-                str(N_BYTES + i): {
-                    "content": token,
-                    "lstrip": False,
-                    "normalized": False,
-                    "rstrip": False,
-                    "single_word": False,
-                    "special": True,
-                }
-                for i, token in enumerate(SPECIAL_TOKENS)
-            },
-        },
-    )
-    _write_json(
+    write_tokenizer(directory, MAX_POSITIONS, eos_token=EOS, bos_token=None, padding_side="left")
+    write_json(
         directory / "modules.json",
         [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -147,7 +115,7 @@ def build_tiny_embedding(path: Path, seed: int = 0) -> Path:
             {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
         ],
     )
-    _write_json(
+    write_json(
         directory / "1_Pooling" / "config.json",
         {
             "word_embedding_dimension": HIDDEN,
@@ -161,7 +129,7 @@ def build_tiny_embedding(path: Path, seed: int = 0) -> Path:
         },
     )
     (directory / "2_Normalize").mkdir(exist_ok=True)
-    _write_json(
+    write_json(
         directory / "config_sentence_transformers.json",
         {"prompts": {}, "default_prompt_name": None, "similarity_fn_name": "cosine"},
     )

@@ -102,8 +102,37 @@ def _weights(seed: int) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_tokenizer(directory: Path, max_length: int, **config: object) -> None:
+    """tokenizer.json (the byte-level tokenizer) and tokenizer_config.json: the settings every tiny
+    model shares, with `config` (its special tokens, template, ...) on top."""
+    (directory / "tokenizer.json").write_text(_tokenizer().to_str(pretty=True), encoding="utf-8")
+    added = {
+        str(N_BYTES + i): {
+            "content": token,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
+        }
+        for i, token in enumerate(SPECIAL_TOKENS)
+    }
+    shared = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": max_length,
+        "pad_token": EOS,
+        "unk_token": None,
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "added_tokens_decoder": added,
+    }
+    write_json(directory / "tokenizer_config.json", {**shared, **config})
 
 
 def build_tiny_llama(directory: Path, *, seed: int = 0) -> Path:
@@ -113,7 +142,7 @@ def build_tiny_llama(directory: Path, *, seed: int = 0) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     bos_id, eos_id = N_BYTES + SPECIAL_TOKENS.index(BOS), N_BYTES + SPECIAL_TOKENS.index(EOS)
     im_end_id = N_BYTES + SPECIAL_TOKENS.index(IM_END)
-    _write_json(
+    write_json(
         directory / "config.json",
         {
             "architectures": ["LlamaForCausalLM"],
@@ -140,37 +169,11 @@ def build_tiny_llama(directory: Path, *, seed: int = 0) -> Path:
             "use_cache": True,
         },
     )
-    _write_json(
+    write_json(
         directory / "generation_config.json",
         {"bos_token_id": bos_id, "eos_token_id": [im_end_id, eos_id], "pad_token_id": eos_id},
     )
-    (directory / "tokenizer.json").write_text(_tokenizer().to_str(pretty=True), encoding="utf-8")
-    _write_json(
-        directory / "tokenizer_config.json",
-        {
-            "tokenizer_class": "PreTrainedTokenizerFast",
-            "model_max_length": MAX_POSITIONS,
-            "bos_token": BOS,
-            "eos_token": IM_END,
-            "pad_token": EOS,
-            "unk_token": None,
-            "add_bos_token": False,
-            "add_eos_token": False,
-            "clean_up_tokenization_spaces": False,
-            "chat_template": CHAT_TEMPLATE,
-            "added_tokens_decoder": {
-                str(N_BYTES + i): {
-                    "content": token,
-                    "lstrip": False,
-                    "normalized": False,
-                    "rstrip": False,
-                    "single_word": False,
-                    "special": True,
-                }
-                for i, token in enumerate(SPECIAL_TOKENS)
-            },
-        },
-    )
+    write_tokenizer(directory, MAX_POSITIONS, bos_token=BOS, eos_token=IM_END, chat_template=CHAT_TEMPLATE)
     save_file(_weights(seed), str(directory / "model.safetensors"), metadata={"format": "pt"})
     return directory
 
