@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tests.helpers import EMBEDDED, Server, copy_without_chat_template, free_port, truncated_copy
@@ -81,3 +83,16 @@ def apis_server(tmp_path_factory):
         tmp, LLM_ALLOWED_MODELS=f"{EMBEDDED},{EMBEDDING_MODEL}", LLM_MODEL_PATH=str(tmp / "models")
     ).running() as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium package is needed (make test installs it when run as root)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield browser
+        browser.close()

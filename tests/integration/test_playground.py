@@ -7,11 +7,10 @@ The model's words differ between CPUs: only that text arrives is asserted, never
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 import requests
-from playwright.sync_api import Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
 from tests.helpers import EMBEDDED, ROOT, Server, metric, samples, wait_for
 
@@ -31,16 +30,6 @@ def open_server(tmp_path_factory):
 def keyed_server(tmp_path_factory):
     with Server(tmp_path_factory.mktemp("playground-keys"), LLM_API_KEYS=KEY, **QUIET).running() as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium package is needed (make test installs it when run as root)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 class Problems:

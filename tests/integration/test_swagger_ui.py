@@ -3,10 +3,8 @@ Authorize button sends the key, and "Try it out" gets 200 where it got 401 witho
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from tests.helpers import Server
 
@@ -21,13 +19,10 @@ def docs_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page():
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium package is needed (make test installs it when run as root)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield browser.new_page()
-        browser.close()
+def page(browser):
+    page = browser.new_page()
+    yield page
+    page.close()
 
 
 def try_listing(page: Page) -> str:
