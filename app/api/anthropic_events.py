@@ -10,8 +10,9 @@ import uuid
 from typing import Any
 
 from app.api import sse
-from app.api.functions import arguments_object, calls_of
-from app.engine import Chunk, Stream, ToolCall, Usage
+from app.api.functions import arguments_object
+from app.api.turn_writer import TurnWriter
+from app.engine import ToolCall, Usage
 from app.errors import ApiError, anthropic_envelope
 
 # The engine's finish as Anthropic's stop_reason ("stop" is end_turn or stop_sequence, below).
@@ -30,11 +31,11 @@ def stop_reason(finish_reason: str | None, stop_sequences: list[str]) -> tuple[s
     return "end_turn", None
 
 
-class MessageWriter:
+class MessageWriter(TurnWriter):
     """One assistant message: its content blocks as they form, and the events that tell them."""
 
     def __init__(self, model: str, forced: bool, stop_sequences: list[str]) -> None:
-        self.forced = forced
+        super().__init__(forced)
         self.stop_sequences = stop_sequences
         self.message: dict[str, Any] = {
             "id": f"msg_{uuid.uuid4().hex}",
@@ -77,7 +78,7 @@ class MessageWriter:
         block, self._text = self._text, None
         return self._event("content_block_stop", index=self._index(block)) if block is not None else ""
 
-    def call(self, call: ToolCall) -> str:
+    def call(self, call: ToolCall, finish_reason: str | None = None) -> str:
         frames = self._close_text()
         block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": call.name, "input": {}}
         self.message["content"].append(block)
@@ -103,29 +104,6 @@ class MessageWriter:
             + self._event("message_stop")
         )
 
-    # -- the encoder protocol of inference.stream_response ----------------------------------------
-    def chunk(self, index: int, chunk: Chunk) -> str:
-        frames = self.text(chunk.text) if chunk.text else ""
-        return frames + "".join(self.call(call) for call in chunk.tool_calls)
-
-    def end(self, streams: list[Stream]) -> str:
-        stream, reason = streams[0], streams[0].finish_reason
-        called = any(block["type"] == "tool_use" for block in self.message["content"])
-        if called and reason not in ("length", "timeout"):
-            reason = "tool_calls"
-        return self.finish(reason, stream.usage)
-
     def error(self, error: ApiError) -> str:
         body = anthropic_envelope(error.status, error.code, error.message, error.details)
         return sse.frame("error", body)
-
-    # -- a whole result ---------------------------------------------------------------------------
-    def whole(self, text: str, calls: tuple[ToolCall, ...], finish_reason: str, usage: Usage) -> str:
-        """Write a finished generation as the stream would have (a forced call's text is the call);
-        returns the events, and leaves the finished object in `message`."""
-        found = calls_of(text, calls, finish_reason, self.forced)
-        frames = self.begin()
-        if text and not found.calls:
-            frames += self.text(text)
-        frames += "".join(self.call(call) for call in found.calls)
-        return frames + self.finish(found.finish_reason, usage)

@@ -12,8 +12,8 @@ import uuid
 from typing import Any
 
 from app.api import sse
-from app.api.functions import calls_of
-from app.engine import Chunk, Stream, ToolCall, Usage
+from app.api.turn_writer import TurnWriter
+from app.engine import ToolCall, Usage
 from app.errors import ApiError
 
 # How an engine finish becomes a response's status and incomplete reason.
@@ -35,11 +35,11 @@ def usage_object(usage: Usage | None) -> dict:
     }
 
 
-class ResponseWriter:
+class ResponseWriter(TurnWriter):
     """One response: its output items as they form, and the events that tell them."""
 
     def __init__(self, body: dict, model: str, forced: bool) -> None:
-        self.forced = forced
+        super().__init__(forced)
         self.base: dict[str, Any] = {
             "id": _id("resp"),
             "object": "response",
@@ -127,7 +127,8 @@ class ResponseWriter:
             + self._event("response.output_item.done", output_index=where["output_index"], item=message)
         )
 
-    def call(self, call: ToolCall, status: str = "completed") -> str:
+    def call(self, call: ToolCall, finish_reason: str | None = None) -> str:
+        status = "incomplete" if finish_reason in INCOMPLETE_REASONS else "completed"
         frames = self._close_message("completed")
         item = {
             "id": _id("fc"),
@@ -166,31 +167,9 @@ class ResponseWriter:
         self.last = self.response(status, usage_object(usage))
         return frames + self._event(f"response.{status}", response=self.last)
 
-    # -- the encoder protocol of inference.stream_response ----------------------------------------
-    def chunk(self, index: int, chunk: Chunk) -> str:
-        frames = self.text(chunk.text) if chunk.text else ""
-        return frames + "".join(self.call(call) for call in chunk.tool_calls)
-
-    def end(self, streams: list[Stream]) -> str:
-        stream = streams[0]
-        return self.finish(stream.finish_reason, stream.usage)
-
     def error(self, error: ApiError) -> str:
         failed = self._event(
             "error", code=error.code, message=error.message, param=(error.details or {}).get("param")
         )
         self.base["error"] = {"code": error.code, "message": error.message}
         return failed + self._event("response.failed", response=self.response("failed"))
-
-    # -- a whole result ---------------------------------------------------------------------------
-    def whole(self, text: str, calls: tuple[ToolCall, ...], finish_reason: str, usage: Usage) -> str:
-        """Write a finished generation as the stream would have (a forced call's text is the call);
-        returns the events, and leaves the response object in `last`."""
-        found = calls_of(text, calls, finish_reason, self.forced)
-        frames = self.begin()
-        if text and not found.calls:
-            frames += self.text(text)
-        cut = found.finish_reason in INCOMPLETE_REASONS
-        for call in found.calls:
-            frames += self.call(call, status="incomplete" if cut else "completed")
-        return frames + self.finish(found.finish_reason if cut else "stop", usage)
