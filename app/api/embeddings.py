@@ -93,8 +93,7 @@ class EmbeddingListSchema(Schema):
 
 
 def _embed(body: dict, endpoint: str) -> Embeddings:
-    model = body.get("model") or inference.default_embedding_model()
-    inference.check_model(model)
+    model = inference.requested_model(body.get("model"), inference.first_embedding_model)
     request = EmbeddingRequest(model=model, inputs=body["input"])
     with inference.session([request], endpoint, body).open() as generation:
         return generation.results[0]

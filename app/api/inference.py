@@ -73,18 +73,24 @@ def build_request(
         logprobs=logprobs,
         top_logprobs=top_logprobs,
     )
-    model = body.get("model") or (key.models[0] if key and key.models else llm.pool.default_model())
-    check_model(model)
+    model = requested_model(body.get("model"), llm.pool.default_model)
     return GenerationRequest(model=model, sampling=sampling, grammar=grammar, tools=tools, **content)
 
 
-def default_embedding_model() -> str:
-    """The model /api/embed uses when none is named: the key's first, else the first embedding model."""
+def requested_model(name: str | None, default: Callable[[], str]) -> str:
+    """The model a request names, else its API key's first, else `default()`; 403 when the key may
+    not use it."""
     key = g.get("api_key")
-    if key is not None and key.models:
-        return key.models[0]
-    found = services().pool.embedding_models()
-    return found[0] if found else services().pool.default_model()
+    model = name or (key.models[0] if key is not None and key.models else default())
+    check_model(model)
+    return model
+
+
+def first_embedding_model() -> str:
+    """The model /api/embed uses when neither the request nor the key names one."""
+    pool = services().pool
+    found = pool.embedding_models()
+    return found[0] if found else pool.default_model()
 
 
 def check_model(model: str) -> None:
@@ -102,12 +108,8 @@ def check_model(model: str) -> None:
 @contextmanager
 def leased(name: str | None) -> Iterator[LoadedModel]:
     """A loaded model for work that needs no slot (tokens), held until the block ends."""
-    key = g.get("api_key")
-    model_id = name or (key.models[0] if key and key.models else None)
-    if model_id is not None:
-        check_model(model_id)
     pool = services().pool
-    model = pool.acquire(model_id)
+    model = pool.acquire(requested_model(name, pool.default_model))
     try:
         yield model
     finally:
