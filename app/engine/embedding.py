@@ -7,7 +7,7 @@ import time
 from app.engine.entries import EMBEDDING
 from app.engine.offload import run_blocking
 from app.engine.pool import LoadedModel
-from app.engine.tokens import tokenize, vocabulary_size
+from app.engine.tokens import counts, vocabulary_size
 from app.engine.types import EmbeddingRequest, Embeddings, Timings, Usage
 from app.errors import BadRequestError, ContextTooLongError
 
@@ -32,9 +32,10 @@ def embed(model: LoadedModel, request: EmbeddingRequest) -> Embeddings:
     import mistralrs
 
     started = time.perf_counter()
-    counts = [len(i) if isinstance(i, tuple) else len(tokenize(model, i, True)) for i in request.inputs]
+    text_counts = iter(counts(model, [i for i in request.inputs if isinstance(i, str)], True))
+    sizes = [len(i) if isinstance(i, tuple) else next(text_counts) for i in request.inputs]
     limit = model.context_length
-    for index, count in enumerate(counts):
+    for index, count in enumerate(sizes):
         if limit is not None and count > limit:
             raise ContextTooLongError(
                 f"input[{index}] is {count} tokens, more than the model's context length of {limit} tokens",
@@ -43,10 +44,11 @@ def embed(model: LoadedModel, request: EmbeddingRequest) -> Embeddings:
         if count == 0:
             raise BadRequestError(f"input[{index}] is empty", details={"index": index})
     size = vocabulary_size(model)
-    for index, ids in enumerate(i for i in request.inputs if isinstance(i, tuple)):
-        if size is not None and max(ids) >= size:
+    for index, ids in enumerate(request.inputs):
+        highest = max(ids) if isinstance(ids, tuple) else None
+        if size is not None and highest is not None and highest >= size:
             raise BadRequestError(
-                f"input[{index}]: token id {max(ids)} is not in the model's vocabulary of {size} tokens",
+                f"input[{index}]: token id {highest} is not in the model's vocabulary of {size} tokens",
                 details={"index": index, "vocab_size": size},
             )
     inputs = [list(i) if isinstance(i, tuple) else i for i in request.inputs]
@@ -58,4 +60,4 @@ def embed(model: LoadedModel, request: EmbeddingRequest) -> Embeddings:
     finally:
         model.give(replica)
     elapsed = time.perf_counter() - started
-    return Embeddings(model.model_id, vectors, Usage(sum(counts), 0), Timings(total_seconds=elapsed))
+    return Embeddings(model.model_id, vectors, Usage(sum(sizes), 0), Timings(total_seconds=elapsed))

@@ -31,6 +31,15 @@ def tokenize(model: LoadedModel, text: str, add_special_tokens: bool) -> list[in
     return list(_call(model, model.runner.tokenize_text, text, add_special_tokens, None))
 
 
+def counts(model: LoadedModel, texts: list[str], add_special_tokens: bool) -> list[int]:
+    """Each text's token count, in one call off the hub."""
+
+    def each(texts: list[str]) -> list[int]:
+        return [len(model.runner.tokenize_text(text, add_special_tokens, None)) for text in texts]
+
+    return _call(model, each, texts) if texts else []
+
+
 def vocabulary_size(model: LoadedModel) -> int | None:
     """How many token ids the model has (the engine skips unknown ids silently), from the GGUF
     header's token list or config.json; None when neither says."""
