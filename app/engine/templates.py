@@ -10,6 +10,7 @@ It is rendered as Hugging Face renders chat templates (sandboxed Jinja, trimmed 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -77,8 +78,9 @@ class ChatTemplate:
             raise BadRequestError(f"The model's chat template refused the messages: {error}") from None
 
 
-def chat_template(model: Any) -> ChatTemplate:
-    """The template of a loaded model (cached on it); 400 chat_template_missing when it has none."""
+def chat_template(model: Any, token_text: Callable[[int], str]) -> ChatTemplate:
+    """The template of a loaded model (cached on it); 400 chat_template_missing when it has none.
+    `token_text` gives a token id's text (a GGUF names its special tokens by id)."""
     cached = getattr(model, "chat_template", None)
     if cached is not None:
         return cached
@@ -88,7 +90,7 @@ def chat_template(model: Any) -> ChatTemplate:
         meta = read_metadata(location / model.source.filenames[0], _GGUF_KEYS)
         text = meta.get("tokenizer.chat_template")
         ids = [meta.get(f"tokenizer.ggml.{name}_token_id") for name in ("bos", "eos")]
-        bos, eos = (model.runner.detokenize_text([i], False) if i is not None else "" for i in ids)
+        bos, eos = (token_text(i) if i is not None else "" for i in ids)
     elif location.is_dir():
         text, bos, eos = _folder_template(location)
     configured = model.config.chat_template

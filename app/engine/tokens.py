@@ -76,4 +76,4 @@ def pieces(model: LoadedModel, ids: list[int]) -> list[str]:
 
 def prompt(model: LoadedModel, messages: list[dict], tools: list[dict] | None = None) -> str:
     """The text the model reads for `messages`: its chat template, with the assistant's turn opened."""
-    return chat_template(model).render(messages, tools)
+    return chat_template(model, lambda i: detokenize(model, [i], False)).render(messages, tools)
