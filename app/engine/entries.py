@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,9 @@ class LoadedModel:
     def give(replica: Replica) -> None:
         replica.active_streams -= 1
 
-    @property
+    @cached_property
     def kind(self) -> str:
+        """Read once: the request path asks it for every generation."""
         return kind_of(self.source) or CHAT
 
 
