@@ -11,7 +11,7 @@ from flask.views import MethodView
 
 from app.api import inference
 from app.api.base import OpenAIBlueprint
-from app.api.functions import Choice, Function, call_message, invalid, plan
+from app.api.functions import Choice, Function, call_message, closed_objects, invalid, plan
 from app.api.openai_responses import ChatEncoder, ChunkWriter, chat_choice, replay, response_object
 from app.api.openai_schemas import (
     ChatCompletionRequestSchema,
@@ -29,18 +29,15 @@ STARTED = int(time.time())
 OWNER = "llm-inference-api"
 
 
-_invalid = invalid
-
-
 # -- request conversion ---------------------------------------------------------------------------
 def _text_of(content: Any) -> str:
     if content is None or isinstance(content, str):
         return content or ""
     if isinstance(content, list) and all(isinstance(p, dict) for p in content):
         if any(part.get("type") != "text" for part in content):
-            raise _invalid("messages", "only text content parts are supported")
+            raise invalid("messages", "only text content parts are supported")
         return "".join(str(part.get("text", "")) for part in content)
-    raise _invalid("messages", "content must be a string or a list of text parts")
+    raise invalid("messages", "content must be a string or a list of text parts")
 
 
 def engine_messages(messages: list[dict]) -> tuple[dict[str, str], ...]:
@@ -57,18 +54,31 @@ def engine_messages(messages: list[dict]) -> tuple[dict[str, str], ...]:
     return tuple(converted)
 
 
-def response_grammar(response_format: dict | None) -> Grammar | None:
-    if not response_format or response_format.get("type") == "text":
+def format_grammar(
+    kind: str | None, schema: Any, param: str, names: tuple[str, str], strict: bool = False
+) -> Grammar | None:
+    """OpenAI's output formats (`text`, `json_object`, `json_schema`) as an engine grammar, for chat's
+    response_format and the Responses API's text.format; `names`: how errors name the type and the
+    schema inside `param`."""
+    if kind == "text":
         return None
-    kind = response_format.get("type")
     if kind == "json_object":
         return Grammar("json_schema", json.dumps({"type": "object"}))
     if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema")
         if not isinstance(schema, dict):
-            raise _invalid("response_format", "json_schema.schema must be a JSON schema object")
+            raise invalid(param, f"{names[1]} must be a JSON schema object")
+        if strict:  # no keys beyond the schema's, as OpenAI enforces
+            schema = closed_objects(schema)
         return Grammar("json_schema", json.dumps(schema))
-    raise _invalid("response_format", "type must be text, json_object or json_schema")
+    raise invalid(param, f"{names[0]} must be text, json_object or json_schema")
+
+
+def response_grammar(response_format: dict | None) -> Grammar | None:
+    if not response_format:
+        return None
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    names = ("type", "json_schema.schema")
+    return format_grammar(response_format.get("type"), schema, "response_format", names)
 
 
 def openai_functions(tools: list[dict]) -> list[Function]:
@@ -76,7 +86,7 @@ def openai_functions(tools: list[dict]) -> list[Function]:
     for tool in tools:
         function = tool.get("function")
         if tool.get("type") != "function" or not isinstance(function, dict) or not function.get("name"):
-            raise _invalid("tools", 'each tool must be {"type": "function", "function": {"name": ...}}')
+            raise invalid("tools", 'each tool must be {"type": "function", "function": {"name": ...}}')
         functions.append(Function(function["name"], function.get("description"), function.get("parameters")))
     return functions
 
@@ -91,7 +101,7 @@ def openai_choice(tool_choice: Any) -> Choice:
         name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
         if isinstance(name, str) and name:
             return name
-    raise _invalid("tool_choice", 'must be "none", "auto", "required" or a function object')
+    raise invalid("tool_choice", 'must be "none", "auto", "required" or a function object')
 
 
 def with_max_tokens(body: dict) -> dict:
@@ -108,7 +118,7 @@ def chat_requests(body: dict) -> tuple[list[GenerationRequest], bool]:
     tools = plan(openai_functions(body.get("tools") or []), openai_choice(body.get("tool_choice")))
     grammar = response_grammar(body.get("response_format"))
     if tools.forced and grammar is not None:
-        raise _invalid("response_format", "cannot be combined with a forced tool call")
+        raise invalid("response_format", "cannot be combined with a forced tool call")
     request = inference.build_request(
         with_max_tokens(body),
         grammar=tools.grammar or grammar,

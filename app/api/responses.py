@@ -14,7 +14,8 @@ from flask.views import MethodView
 
 from app.api import inference
 from app.api.base import OpenAIBlueprint
-from app.api.functions import Choice, Function, call_message, closed_objects, invalid, plan
+from app.api.functions import Choice, Function, call_message, invalid, plan
+from app.api.openai import format_grammar
 from app.api.openai_responses import replay
 from app.api.openai_schemas import ResponseObjectSchema, ResponsesRequestSchema
 from app.api.responses_events import ResponseWriter
@@ -80,19 +81,8 @@ def input_messages(body: dict) -> tuple[dict[str, str], ...]:
 
 def text_grammar(text: dict | None) -> Grammar | None:
     output_format = (text or {}).get("format") or {"type": "text"}
-    kind = output_format.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return Grammar("json_schema", json.dumps({"type": "object"}))
-    if kind == "json_schema":
-        schema = output_format.get("schema")
-        if not isinstance(schema, dict):
-            raise invalid("text", "format.schema must be a JSON schema object")
-        if output_format.get("strict"):  # strict: no keys beyond the schema's, as OpenAI enforces
-            schema = closed_objects(schema)
-        return Grammar("json_schema", json.dumps(schema))
-    raise invalid("text", "format.type must be text, json_object or json_schema")
+    kind, schema, strict = output_format.get("type"), output_format.get("schema"), output_format.get("strict")
+    return format_grammar(kind, schema, "text", ("format.type", "format.schema"), bool(strict))
 
 
 def functions(tools: list[dict]) -> list[Function]:
