@@ -52,7 +52,8 @@ class Settings:
     in_situ_quant: str = "auto"
     max_seqs: int = 0
     model_replicas: int = 1
-    prefix_cache_n: int | None = None  # None: per device (off on CPU, where the engine never evicts)
+    prefix_cache_n: int | None = None  # None: the engine's default (16)
+    prefix_cache_mb: int = 256  # per runner, on CPU: the server trims the engine's prefix cache past it
     service_name: str = "llm-inference-api"
     otlp_endpoint: str = "http://localhost:4317"
     tracing_enabled: bool = True
@@ -134,6 +135,7 @@ class Settings:
             max_seqs=env.integer("LLM_MAX_SEQS", cls.max_seqs, 0, 1024),
             model_replicas=env.integer("LLM_MODEL_REPLICAS", cls.model_replicas, 1, 16),
             prefix_cache_n=env.integer("LLM_PREFIX_CACHE_N", None, 0, 1024),
+            prefix_cache_mb=env.integer("LLM_PREFIX_CACHE_MB", cls.prefix_cache_mb, 0, 1_048_576),
             service_name=env.text("SERVICE_NAME", cls.service_name),
             otlp_endpoint=env.text("OTEL_EXPORTER_OTLP_ENDPOINT", cls.otlp_endpoint),
             tracing_enabled=not env.boolean("OTEL_SDK_DISABLED", False)

@@ -262,10 +262,24 @@ class EngineConfigSchema(Schema):
     dtype = fields.String(metadata={"description": "auto, f32, f16 or bf16."})
     max_seqs = fields.Integer()
     prefix_cache_n = fields.Integer()
+    prefix_cache_mb = fields.Integer(metadata={"description": "CPU prefix cache budget per runner; 0: none."})
     chat_template = fields.String(metadata={"description": "model (its own) or catalog."})
     max_context = fields.Integer(allow_none=True, metadata={"description": "Catalog context cap."})
     replicas = fields.Integer(metadata={"description": "Runners of the model (LLM_MODEL_REPLICAS)."})
     reasons = fields.List(fields.String())
+
+
+class PrefixCacheSchema(Schema):
+    budget_mb = fields.Float(metadata={"description": "Trimmed past this (LLM_PREFIX_CACHE_MB, per runner)."})
+    estimated_mb = fields.Float(metadata={"description": "KV memory the cache holds (estimated)."})
+    entries = fields.Integer(metadata={"description": "Finished sequences cached since the last trim."})
+    hits = fields.Integer(metadata={"description": "Requests whose leading messages were cached."})
+    misses = fields.Integer(metadata={"description": "Requests with no cached leading messages."})
+    trims = fields.Integer(metadata={"description": "Times the cache was emptied to stay in budget."})
+    trim_failures = fields.Integer()
+    rewarms = fields.Integer(metadata={"description": "Hot prefixes warmed again after trims."})
+    hot_prefixes = fields.Integer(metadata={"description": "Recurring system prompts warmed after a trim."})
+    trimming = fields.Boolean()
 
 
 class ModelSourceSchema(Schema):
@@ -306,6 +320,11 @@ class ModelSchema(Schema):
         metadata={"description": "Runner created again to free its prefix cache (LLM_MAX_WORKER_MEMORY_MB)."}
     )
     active_streams = fields.Integer(metadata={"description": "Generations running in the engine."})
+    prefix_cache = fields.Nested(
+        PrefixCacheSchema,
+        allow_none=True,
+        metadata={"description": "The CPU prefix cache's account (null on CUDA or with the cache off)."},
+    )
 
 
 class LlmsResponseSchema(Schema):

@@ -63,6 +63,7 @@ class EngineConfig:
     max_context: int | None = None  # a cap below the model's own context length (catalog)
     replicas: int = 1  # runners of the model, each taking its own requests
     serial_prefill: bool = False  # admit one prompt at a time (CPU, max_seqs > 1): see choose_config
+    prefix_cache_mb: int = 0  # the server trims the engine's prefix cache past this (CPU); 0: never
 
     def as_dict(self) -> dict:
         return {
@@ -71,6 +72,7 @@ class EngineConfig:
             "dtype": self.dtype,
             "max_seqs": self.max_seqs,
             "prefix_cache_n": self.prefix_cache_n,
+            "prefix_cache_mb": self.prefix_cache_mb,
             "chat_template": "catalog" if self.chat_template else "model",
             "max_context": self.max_context,
             "replicas": self.replicas,
@@ -121,6 +123,7 @@ def choose_config(
         )
     prefix_cache_n, cache_reason = _prefix_cache(settings, device)
     reasons.append(cache_reason)
+    prefix_cache_mb = settings.prefix_cache_mb if device == "cpu" and prefix_cache_n else 0
     if device == "cpu":
         reasons.append(f"engine threads: all {os.cpu_count()} cores (the engine's default, fastest measured)")
     dtype = entry.dtype if entry is not None and entry.dtype else "auto"
@@ -149,36 +152,23 @@ def choose_config(
         max_context,
         replicas,
         serial_prefill,
+        prefix_cache_mb,
     )
-
-
-# The engine's prefix cache evicts only entries held on a GPU: on CPU every finished sequence's KV
-# cache stays, whatever the size setting (about 11 MB per generation of the embedded model).
-_DEFAULT_PREFIX_CACHE = {"cpu": 0, "cuda": 16}
 
 
 def _prefix_cache(settings: Settings, device: str) -> tuple[int, str]:
-    size = settings.prefix_cache_n
-    if size is None:
-        size = _DEFAULT_PREFIX_CACHE.get(device, 0)
-        if not size:
-            return 0, (
-                "prefix cache off: on CPU the engine never evicts it, so memory would grow with every "
-                "generation (LLM_PREFIX_CACHE_N turns it on; bound it with LLM_MAX_WORKER_MEMORY_MB)"
-            )
-        return size, f"prefix cache of {size} sequences: a chat's later turns reuse earlier turns' work"
+    """The engine's prefix cache size. On CPU the engine never evicts it (it counts only entries on a
+    GPU), so the server bounds it: past LLM_PREFIX_CACHE_MB per runner it is emptied and its hot
+    prefixes warmed again (app.engine.prefix_trim)."""
+    size = 16 if settings.prefix_cache_n is None else settings.prefix_cache_n
     if not size:
         return 0, "prefix cache off (LLM_PREFIX_CACHE_N=0)"
-    bound = (
-        f"; runner recycled past {settings.max_worker_memory_mb} MB (LLM_MAX_WORKER_MEMORY_MB)"
-        if settings.max_worker_memory_mb
-        else (
-            "; on CPU the engine never evicts it: set LLM_MAX_WORKER_MEMORY_MB to bound memory"
-            if device == "cpu"
-            else ""
-        )
-    )
+    reuse = f"prefix cache of {size} sequences: recurring system prompts and earlier turns are reused"
+    if device != "cpu":
+        return size, reuse
+    if not settings.prefix_cache_mb:
+        return size, reuse + "; unbounded on CPU (LLM_PREFIX_CACHE_MB=0): memory grows with every generation"
     return size, (
-        f"prefix cache of {size} sequences (LLM_PREFIX_CACHE_N): a chat's later turns reuse the "
-        f"earlier turns' computation{bound}"
+        f"{reuse}; on CPU, where the engine never evicts, the server empties it past "
+        f"{settings.prefix_cache_mb} MB per runner (LLM_PREFIX_CACHE_MB) and warms the hot prefixes again"
     )

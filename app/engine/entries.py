@@ -35,6 +35,7 @@ class Replica:
     submit_lock: Any = field(default_factory=lambda: threading.Lock())
     active_streams: int = 0
     prefill_gate: Any = None  # held from a prompt's submission to its first token (serial_prefill)
+    prefix_cache: Any = None  # app.engine.prefix_cache.PrefixCacheAccount (CPU, cache on)
 
 
 @dataclass
@@ -64,16 +65,26 @@ class LoadedModel:
     def active_streams(self) -> int:
         return sum(replica.active_streams for replica in self.replicas)
 
-    def take(self) -> Replica:
-        """The replica with the fewest running generations, counted as running one more (the
-        caller gives it back with `give`)."""
-        replica = min(self.replicas, key=lambda r: r.active_streams)
+    def take(self, replica: Replica | None = None) -> Replica:
+        """The replica with the fewest running generations (or the one given), counted as running
+        one more (the caller gives it back with `give`)."""
+        replica = replica or min(self.replicas, key=lambda r: r.active_streams)
         replica.active_streams += 1
         return replica
 
     @staticmethod
     def give(replica: Replica) -> None:
         replica.active_streams -= 1
+
+    def prefix_cache_state(self) -> dict | None:
+        """The server's account of each runner's prefix cache, summed (None when not kept)."""
+        accounts = [replica.prefix_cache for replica in self.replicas if replica.prefix_cache is not None]
+        if not accounts:
+            return None
+        states = [account.describe() for account in accounts]
+        total = {name: sum(state[name] for state in states) for name in states[0] if name != "trimming"}
+        total["trimming"] = any(state["trimming"] for state in states)
+        return total
 
     @cached_property
     def kind(self) -> str:
@@ -132,6 +143,7 @@ class ModelEntry:
         info["load_seconds"] = round(loaded.load_seconds, 3) if loaded else None
         info["loads"], info["unloads"], info["recycles"] = self.loads, self.unloads, self.recycles
         info["active_streams"] = loaded.active_streams if loaded else 0
+        info["prefix_cache"] = loaded.prefix_cache_state() if loaded else None
         return info
 
 

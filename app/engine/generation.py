@@ -14,6 +14,7 @@ from typing import Any
 
 from greenlet import GreenletExit
 
+from app.engine import prefix_trim
 from app.engine.engine_errors import context_too_long, prompt_tokens, translate_error
 from app.engine.mapping import to_chunk, to_engine_chat_request, to_engine_completion_request, to_usage
 from app.engine.offload import gevent_active, run_blocking
@@ -55,13 +56,7 @@ class Stream:
         self._started = time.perf_counter()
         self._first_at: float | None = None
         self.tokens_seen = 0
-
-    @property
-    def decode_seconds(self) -> float | None:
-        """From the first token to the last (None until both exist)."""
-        if self._first_at is None or not self.timings.total_seconds:
-            return None
-        return self.timings.total_seconds - self.timings.time_to_first_token_seconds
+        self._text: list[str] = []  # kept for the prefix cache's account of what the engine holds
 
     def next_batch(self, timeout: float | None = None) -> list[Chunk] | None:
         """The chunks that have arrived together (one write), waiting up to `timeout` seconds;
@@ -91,6 +86,7 @@ class Stream:
     def _record(self, chunk: Chunk) -> None:
         now = time.perf_counter()
         self.tokens_seen += 1
+        self._text.append(chunk.text)
         if self._first_at is None:
             self._first_at = now
             self.timings.time_to_first_token_seconds = now - self._started
@@ -103,6 +99,17 @@ class Stream:
             tokens = self.usage.completion_tokens if self.usage else 0
             if tokens > 1 and decode > 0:
                 self.timings.completion_tokens_per_second = (tokens - 1) / decode
+            self._cached()
+
+    def _cached(self) -> None:
+        """The engine ended the sequence and keeps its KV cache: account for it (and trim past the
+        budget, in the background)."""
+        account = self.replica.prefix_cache
+        if account is None:
+            return
+        usage = self.usage or Usage(0, self.tokens_seen)
+        account.finished(self.request, "".join(self._text), usage.prompt_tokens + usage.completion_tokens)
+        prefix_trim.after_generation(self.model, self.replica, open_stream)
 
     def prime(self, timeout: float | None = None) -> bool:
         """Wait (up to `timeout`) for the first chunks, so that engine errors raise before any byte
@@ -143,9 +150,16 @@ class Stream:
             self.model.give(self.replica)
 
 
-def open_stream(model: LoadedModel, request: GenerationRequest, prime: bool = True) -> Stream:
-    """Submit a chat-templated generation; with `prime`, wait for its first chunk so that engine
-    errors raise here, before any byte of a response is sent."""
+def open_stream(
+    model: LoadedModel,
+    request: GenerationRequest,
+    prime: bool = True,
+    replica: Replica | None = None,
+    count: bool = True,
+) -> Stream:
+    """Submit a chat-templated generation (on `replica`, else the least busy); with `prime`, wait
+    for its first chunk so that engine errors raise here, before any byte of a response is sent.
+    `count`: a client's request (False for the server's own cache warming)."""
     if request.raw:
         raise BadRequestError(
             "raw: streaming is not available with raw=true (the engine has no streaming raw "
@@ -154,7 +168,7 @@ def open_stream(model: LoadedModel, request: GenerationRequest, prime: bool = Tr
         )
     request = fit_context(model, request)
     engine_request = to_engine_chat_request(request)
-    replica = model.take()
+    replica = model.take(replica)
     gate = replica.prefill_gate
     if gate is not None:  # one prompt in prefill at a time: released at its first chunk
         gate.acquire()
@@ -168,6 +182,8 @@ def open_stream(model: LoadedModel, request: GenerationRequest, prime: bool = Tr
         if isinstance(error, _FATAL):
             raise
         raise translate_error(error, model, request) from error
+    if count and replica.prefix_cache is not None:
+        replica.prefix_cache.admit(request)
     stream = Stream(model, replica, iter(iterator), request, gate.release if gate is not None else None)
     if prime or (gate is not None and not gevent_active()):  # in-process: nothing else frees it
         stream.prime()
@@ -225,6 +241,9 @@ def complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
     elapsed = time.perf_counter() - started
     choice = response.choices[0]
     usage = to_usage(response.usage) or Usage(0, 0)
+    if replica.prefix_cache is not None:
+        replica.prefix_cache.finished(request, choice.text, usage.prompt_tokens + usage.completion_tokens)
+        prefix_trim.after_generation(model, replica, open_stream)
     engine_usage = response.usage
     timings = Timings(
         time_to_first_token_seconds=float(getattr(engine_usage, "total_prompt_time_sec", 0.0)),

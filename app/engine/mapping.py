@@ -29,7 +29,7 @@ def _grammar_kwargs(request: GenerationRequest) -> dict[str, Any]:
     return {"grammar": request.grammar.text, "grammar_type": request.grammar.kind}
 
 
-def to_engine_chat_request(request: GenerationRequest) -> Any:
+def to_engine_chat_request(request: GenerationRequest, n_choices: int = 1) -> Any:
     import mistralrs
 
     tools: dict[str, Any] = {}
@@ -41,6 +41,7 @@ def to_engine_chat_request(request: GenerationRequest) -> Any:
         logprobs=request.sampling.logprobs,
         top_logprobs=request.sampling.top_logprobs,
         stream=True,
+        n_choices=n_choices,
         **_sampling_kwargs(request.sampling),
         **_grammar_kwargs(request),
         **tools,

@@ -13,12 +13,20 @@ from typing import Any
 
 from greenlet import GreenletExit
 
-from app.engine import catalog, hub, memory
+from app.engine import catalog, hub, memory, prefix_cache
 from app.engine.catalog import ModelSource
 from app.engine.device import EngineConfig, choose_config, detect_device
-from app.engine.entries import FAILED, LOADED, LOADING, NOT_LOADED, LoadedModel, ModelEntry, Replica
-
-__all__ = ["LoadedModel", "ModelPool", "Replica"]
+from app.engine.entries import (
+    CHAT,
+    FAILED,
+    LOADED,
+    LOADING,
+    NOT_LOADED,
+    LoadedModel,
+    ModelEntry,
+    Replica,
+    kind_of,
+)
 from app.engine.offload import run_blocking, spawn_background
 from app.engine.runner import create_runner
 from app.errors import ApiError, ModelNotFoundError, ModelNotReadyError, OverloadedError
@@ -29,7 +37,7 @@ logger = logging.getLogger(__name__)
 _FATAL = (GreenletExit, SystemExit, KeyboardInterrupt)  # never recorded as a load failure
 
 RunnerFactory = Callable[[ModelSource, EngineConfig], Any]
-__all__ = ["LoadedModel", "ModelEntry", "ModelPool"]
+__all__ = ["LoadedModel", "ModelEntry", "ModelPool", "Replica"]
 
 
 class ModelPool:
@@ -139,8 +147,18 @@ class ModelPool:
         if config.max_context and (context_length is None or config.max_context < context_length):
             context_length = config.max_context
         seconds = time.perf_counter() - started
+        keeps_account = config.prefix_cache_mb and kind_of(entry.source) == CHAT
+        token_bytes = prefix_cache.kv_token_bytes(entry.source) if keeps_account else 0
         replicas = [
-            Replica(runner, prefill_gate=threading.Lock() if config.serial_prefill else None)
+            Replica(
+                runner,
+                prefill_gate=threading.Lock() if config.serial_prefill else None,
+                prefix_cache=(
+                    prefix_cache.PrefixCacheAccount(config.prefix_cache_mb * memory.MB, token_bytes)
+                    if keeps_account
+                    else None
+                ),
+            )
             for runner in runners
         ]
         entry.loaded = LoadedModel(entry.model_id, replicas, entry.source, config, context_length, seconds)

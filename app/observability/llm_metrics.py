@@ -116,7 +116,9 @@ class _ModelCollector(Collector):
         unloads = CounterMetricFamily(
             "llm_model_unloads", "Unloads to stay within LLM_MAX_LOADED_MODELS", labels=["model"]
         )
+        cache = _PrefixCacheFamilies()
         for model in self._pool.describe():
+            cache.add(model["id"], model.get("prefix_cache"))
             loaded.add_metric([model["id"]], 1.0 if model["state"] == "loaded" else 0.0)
             if model["load_seconds"] is not None:
                 load.add_metric([model["id"]], model["load_seconds"])
@@ -131,7 +133,46 @@ class _ModelCollector(Collector):
                 "device": self._pool.device,
             },
         )
-        yield from (loaded, load, loads, unloads, info)
+        yield from (loaded, load, loads, unloads, info, *cache.families)
+
+
+class _PrefixCacheFamilies:
+    """The server's account of each model's prefix cache on CPU (app.engine.prefix_cache)."""
+
+    def __init__(self) -> None:
+        labels = ["model"]
+        self.size = GaugeMetricFamily(
+            "llm_prefix_cache_bytes", "Estimated KV bytes the engine's prefix cache holds", labels=labels
+        )
+        self.budget = GaugeMetricFamily(
+            "llm_prefix_cache_budget_bytes", "Trimmed past this (LLM_PREFIX_CACHE_MB)", labels=labels
+        )
+        self.entries = GaugeMetricFamily(
+            "llm_prefix_cache_entries", "Finished sequences held since the last trim", labels=labels
+        )
+        self.counters = {
+            name: CounterMetricFamily(f"llm_prefix_cache_{name}", text, labels=labels)
+            for name, text in (
+                ("hits", "Requests whose leading messages the cache held"),
+                ("misses", "Requests with no cached leading messages"),
+                ("trims", "Times the cache was emptied to stay within its budget"),
+                ("trim_failures", "Trims that did not empty the cache"),
+                ("rewarms", "Hot prefixes warmed again after a trim"),
+            )
+        }
+
+    def add(self, model: str, state: dict | None) -> None:
+        if state is None:
+            return
+        self.size.add_metric([model], state["estimated_mb"] * 1024 * 1024)
+        self.budget.add_metric([model], state["budget_mb"] * 1024 * 1024)
+        self.entries.add_metric([model], state["entries"])
+        for name, family in self.counters.items():
+            family.add_metric([model], state[name])
+
+    @property
+    def families(self) -> list[Any]:
+        return [self.size, self.budget, self.entries, *self.counters.values()]
 
 
 def _version(package: str, default: str) -> str:

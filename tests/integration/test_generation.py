@@ -22,9 +22,9 @@ def test_probes_answer(server):
 
 
 # What the server chooses on each device for the embedded model with four slots: in-situ
-# quantization, max_seqs (a sequence per slot: concurrent requests interleave), prefix cache (off on
-# CPU, where the engine never evicts it).
-EXPECTED_ENGINE = {"cpu": ("Q8_0", 4, 0), "cuda": (None, 4, 16)}
+# quantization, max_seqs (a sequence per slot: concurrent requests interleave), prefix cache size and
+# the server's budget for it (CPU only, where the engine never evicts it).
+EXPECTED_ENGINE = {"cpu": ("Q8_0", 4, 16, 256), "cuda": (None, 4, 16, 0)}
 
 
 def test_llms_reports_the_embedded_model_and_the_settings_chosen_for_its_device(server):
@@ -35,13 +35,14 @@ def test_llms_reports_the_embedded_model_and_the_settings_chosen_for_its_device(
     assert model["id"] == EMBEDDED and model["state"] == "loaded" and model["error"] is None
     assert model["context_length"] == 8192
     assert model["source"]["origin"] == "embedded" and model["source"]["format"] == "gguf"
-    in_situ, max_seqs, prefix_cache = EXPECTED_ENGINE[device]
+    in_situ, max_seqs, prefix_cache, budget = EXPECTED_ENGINE[device]
     assert model["engine"] == {
         "device": device,
         "in_situ_quant": in_situ,
         "dtype": "auto",
         "max_seqs": max_seqs,
         "prefix_cache_n": prefix_cache,
+        "prefix_cache_mb": budget,
         "chat_template": "model",
         "max_context": None,
         "replicas": 1,

@@ -1,0 +1,125 @@
+"""Trimming a runner's prefix cache on CPU without pausing the worker, and warming it again.
+
+The trim is one engine request with two identical choices: their prompts are prefilled as one batch
+of equal length, which the engine fails on CPU (its quantized lm_head gets a non-contiguous input),
+and the engine's step-error path empties the whole prefix cache (`evict_all_caches`). It holds the
+runner's prefill gate like any prompt, so no user prompt shares that batch, and the sequences already
+decoding are not in it: they go on. Measured (bench/trim_ways.py): about 0.25 s, the GIL never held
+longer than 5 ms, no load. The other ways the engine offers are worse or impossible: a second runner
+loaded in the background holds the GIL for the whole load (1.2 s with the embedded model: every
+request and probe stalls), and `unload_model`/`reload_model` refuse a GGUF model ("has no loader
+configuration").
+
+Then each hot head (a recurring system prompt with its tools) is sent again with a one-token answer,
+off every request's path, so that the next user who sends it finds it cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from app.engine.mapping import to_engine_chat_request
+from app.engine.offload import run_blocking, spawn_background
+from app.engine.prefix_cache import PrefixCacheAccount
+from app.engine.types import GenerationRequest, Sampling
+
+logger = logging.getLogger(__name__)
+
+_FAILED_BATCH = "not contiguous"  # the engine's refusal of the batched prefill: the cache was emptied
+_WARM = Sampling(max_tokens=1, temperature=0.0, top_p=1.0)
+
+
+def after_generation(model: Any, replica: Any, open_stream: Callable[..., Any]) -> None:
+    """Start a trim in the background when the replica's cache is over its budget."""
+    account: PrefixCacheAccount | None = replica.prefix_cache
+    if account is None or not account.over_budget or account.trimming or not account.trim_works:
+        return
+    account.trimming = True
+    spawn_background(lambda: _trim_then_warm(model, replica, account, open_stream))
+
+
+def _trim_then_warm(model: Any, replica: Any, account: PrefixCacheAccount, open_stream: Callable) -> None:
+    try:
+        before = account.held_bytes
+        if trim(model, replica):
+            logger.info(
+                "model %s: prefix cache trimmed at about %d MB (budget %d MB, LLM_PREFIX_CACHE_MB)",
+                model.model_id,
+                before // (1024 * 1024),
+                account.budget_bytes // (1024 * 1024),
+            )
+            warm(model, replica, open_stream)
+    except Exception:  # a trim is housekeeping: it never fails a request, and the next one retries
+        account.trim_failures += 1
+        logger.exception("model %s: prefix cache trim failed", model.model_id)
+    finally:
+        account.trimming = False
+
+
+def trim(model: Any, replica: Any) -> bool:
+    """Empty the replica's prefix cache in the engine; True when it did."""
+    account: PrefixCacheAccount = replica.prefix_cache
+    nonce = uuid.uuid4().hex
+    request = GenerationRequest(
+        model=model.model_id,
+        sampling=Sampling(max_tokens=1, temperature=0.0, top_p=1.0),
+        messages=({"role": "user", "content": f"cache trim {nonce}: one two three four five"},),
+    )
+    engine_request = to_engine_chat_request(request, n_choices=2)
+    gate = replica.prefill_gate
+    if gate is not None:
+        gate.acquire()
+    try:
+        with replica.submit_lock:
+            iterator = run_blocking(replica.runner.send_chat_completion_request, engine_request)
+        error = run_blocking(_drain, iterator)
+    finally:
+        if gate is not None:
+            gate.release()
+    if error is not None and _FAILED_BATCH in error:
+        account.cleared()
+        account.trims += 1
+        return True
+    account.trim_failures += 1
+    if error is None:  # the engine ran the batch: this build cannot be trimmed this way
+        account.trim_works = False
+        logger.warning(
+            "model %s: the engine ran the trim batch instead of failing it, so its prefix cache "
+            "cannot be trimmed on this build; LLM_MAX_WORKER_MEMORY_MB recycles it when idle",
+            model.model_id,
+        )
+    else:
+        logger.warning("model %s: prefix cache trim: unexpected engine error: %s", model.model_id, error)
+    return False
+
+
+def _drain(iterator: Any) -> str | None:
+    """Read a stream to its end on a pool thread: the engine's error text, or None."""
+    try:
+        for _ in iterator:
+            pass
+    except (ValueError, RuntimeError) as error:
+        return str(error)
+    return None
+
+
+def warm(model: Any, replica: Any, open_stream: Callable[..., Any]) -> None:
+    """Send each hot head again (a one-token answer) so that the engine caches it."""
+    account: PrefixCacheAccount = replica.prefix_cache
+    for head in account.hot_heads():
+        request = GenerationRequest(
+            model=model.model_id,
+            sampling=_WARM,
+            messages=(*head.messages, {"role": "user", "content": "Hello"}),
+            tools=head.tools,
+        )
+        stream = open_stream(model, request, replica=replica, count=False)
+        try:
+            for _ in stream:
+                pass
+        finally:
+            stream.close()
+        account.rewarms += 1
