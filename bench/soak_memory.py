@@ -1,25 +1,28 @@
-"""Memory soak: the worker's RSS over many generations with the default settings (and optionally with
-the prefix cache on and a memory bound). Prints RSS every 100 generations; not part of `make test`.
+"""Memory soak: the worker's RSS and first-token times over many requests of the shape real apps send
+(a ~1,500-token system prompt that recurs, a new question each time), with the default settings.
+Prints RSS, first-token p50/p95 and the prefix cache's trims every 100 requests; not part of `make test`.
 
-    python bench/soak_memory.py [GENERATIONS] [--prefix-cache N --bound-mb MB]
+    python bench/soak_memory.py [REQUESTS] [--prefix-cache N --cache-mb MB --bound-mb MB]
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import json
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import processes
-from bench.processes import HOST
-
-# Distinct prompts: the engine's prefix cache keys on whole sequences, a repeated prompt hides growth.
-BODY = '{{"prompt": "Say hi, number {}.", "max_tokens": 16, "temperature": 0}}'
+from bench.processes import OURS
+from bench.shared_prompt import PREAMBLE, body
+from bench.side_by_side import CHAT_PATH
+from bench.sse_client import get, stream
+from bench.stats import percentile
 
 
 def rss_mb(pid: int) -> float:
@@ -33,39 +36,83 @@ def worker(master: int) -> int:
     return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
 
 
+class Liveness:
+    """Probes /health/live every 50 ms on a thread while the soak runs: the worker's responsiveness
+    through trims and warm-ups (a probe's own time, loopback)."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.times, self._stop = port, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            sent = time.perf_counter()
+            get(self.port, "/health/live")
+            self.times.append((time.perf_counter() - sent) * 1e3)
+
+    def __enter__(self) -> Liveness:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def cache_state(port: int) -> dict:
+    models = json.loads(get(port, "/api/llms")[1])["models"]
+    return models[0].get("prefix_cache") or {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("generations", type=int, nargs="?", default=1000)
+    parser.add_argument("requests", type=int, nargs="?", default=1000)
     parser.add_argument("--prefix-cache", type=int, default=None, help="LLM_PREFIX_CACHE_N")
+    parser.add_argument("--cache-mb", type=int, default=None, help="LLM_PREFIX_CACHE_MB")
     parser.add_argument("--bound-mb", type=int, default=0, help="LLM_MAX_WORKER_MEMORY_MB")
     args = parser.parse_args()
     env = {"OTEL_SDK_DISABLED": "true", "LLM_MAX_WORKER_MEMORY_MB": str(args.bound_mb)}
     if args.prefix_cache is not None:
         env["LLM_PREFIX_CACHE_N"] = str(args.prefix_cache)
+    if args.cache_mb is not None:
+        env["LLM_PREFIX_CACHE_MB"] = str(args.cache_mb)
     log = Path(tempfile.mkdtemp()) / "soak.log"
     with processes.ours(log, env) as server:
         server.wait_ready("/health/ready", 180)
         port, pid = server.port, worker(server.process.pid)
-        connection = http.client.HTTPConnection(HOST, port, timeout=300)
-        started = time.perf_counter()
-        for count in range(1, args.generations + 1):
-            body = BODY.format(count)
-            connection.request("POST", "/api/generate", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"generation {count}: HTTP {response.status}")
-            if count == 20:
-                warm = rss_mb(pid)
-                print(f"after warm-up (20): {warm:.0f} MB", flush=True)
-            if count % 100 == 0:
-                print(f"{count:5d} generations: RSS {rss_mb(pid):.0f} MB", flush=True)
-        final = rss_mb(pid)
-        seconds = time.perf_counter() - started
+        started, block, everything = time.perf_counter(), [], []
+        warm = rss_mb(pid)
+        with Liveness(port) as live:
+            run(args, port, pid, block, everything, live)
+        final, seconds = rss_mb(pid), time.perf_counter() - started
         print(
-            f"{args.generations} generations in {seconds:.0f}s: RSS {warm:.0f} -> {final:.0f} MB "
-            f"({final - warm:+.0f} MB after warm-up)"
+            f"{args.requests} requests in {seconds:.0f}s: RSS {warm:.0f} -> {final:.0f} MB; "
+            f"first token p50 {percentile(everything, 0.5):.0f} ms, "
+            f"p95 {percentile(everything, 0.95):.0f} ms; "
+            f"liveness p99 {percentile(live.times, 0.99):.1f} ms, max {max(live.times):.1f} ms over "
+            f"{len(live.times)} probes; cache {cache_state(port)}"
         )
+
+
+def run(args: argparse.Namespace, port: int, pid: int, block: list, everything: list, live: Liveness) -> None:
+    """The requests, with RSS, first tokens and the cache printed every 100."""
+    for count in range(1, args.requests + 1):
+        question = f"Question {count}: what does the town have?"
+        ttft = stream(port, CHAT_PATH, body(OURS, PREAMBLE, question)).ttft_ms
+        block.append(ttft)
+        everything.append(ttft)
+        if count == 1:
+            print(f"after the first request: RSS {rss_mb(pid):.0f} MB, first token {ttft:.0f} ms", flush=True)
+        if count % 100 == 0:
+            state = cache_state(port)
+            print(
+                f"{count:5d} requests: RSS {rss_mb(pid):.0f} MB, first token p50 "
+                f"{percentile(block, 0.5):.0f} ms p95 {percentile(block, 0.95):.0f} ms, "
+                f"cache {state.get('estimated_mb')} MB, trims {state.get('trims')}, "
+                f"liveness p99 {percentile(live.times, 0.99):.1f} ms",
+                flush=True,
+            )
+            block.clear()
 
 
 if __name__ == "__main__":

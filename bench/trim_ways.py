@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import mistralrs  # noqa: E402
+import mistralrs
 
-from app.engine.catalog import embedded_model_file  # noqa: E402
-from app.engine.memory import rss_bytes, trim  # noqa: E402
+from app.engine.catalog import embedded_model_file
+from app.engine.memory import rss_bytes, trim
 
 MB = 1024 * 1024
 SYSTEM = " ".join(f"Rule {i}: answer briefly and politely, citing rule {i}." for i in range(60))
@@ -51,7 +51,9 @@ class Ticker:
 def load() -> mistralrs.Runner:
     path = embedded_model_file()
     which = mistralrs.Which.GGUF(quantized_model_id=str(path.parent), quantized_filename=[path.name])
-    return mistralrs.Runner(which=which, max_seqs=4, prefix_cache_n=16, in_situ_quant="Q8_0", token_source="none")
+    return mistralrs.Runner(
+        which=which, max_seqs=4, prefix_cache_n=16, in_situ_quant="Q8_0", token_source="none"
+    )
 
 
 def ask(runner: mistralrs.Runner, question: str, n: int = 1) -> tuple[float, int, str | None]:
@@ -128,11 +130,15 @@ def main() -> None:
             unloaded = time.perf_counter() - started
             mid = mb()
             runner.reload_model(model)
-            outcome = f"unload {unloaded * 1000:.0f} ms (RSS {mid:.0f} MB), reload {(time.perf_counter() - started - unloaded) * 1000:.0f} ms"
+            reload = time.perf_counter() - started - unloaded
+            outcome = f"unload {unloaded * 1000:.0f} ms (RSS {mid:.0f} MB), reload {reload * 1000:.0f} ms"
         except (ValueError, RuntimeError) as error:
             outcome = f"failed: {error}"
     after = mb()
-    print(f"unload/reload: {outcome}, RSS {grown:.0f} -> {after:.0f} MB, longest ticker gap {ticker.gap * 1000:.1f} ms")
+    print(
+        f"unload/reload: {outcome}, RSS {grown:.0f} -> {after:.0f} MB, "
+        f"longest ticker gap {ticker.gap * 1000:.1f} ms"
+    )
     took, _, error = ask(runner, "a fresh question after reload")
     print(f"after reload: first token {took * 1000:.0f} ms, error {error!r}")
 
@@ -141,7 +147,10 @@ def main() -> None:
         started = time.perf_counter()
         second = load()
         seconds = time.perf_counter() - started
-    print(f"second runner: load {seconds * 1000:.0f} ms, longest ticker gap {ticker.gap * 1000:.1f} ms, RSS {mb():.0f} MB")
+    print(
+        f"second runner: load {seconds * 1000:.0f} ms, longest ticker gap {ticker.gap * 1000:.1f} ms, "
+        f"RSS {mb():.0f} MB"
+    )
     del runner
     print(f"first runner dropped: RSS {mb():.0f} MB")
     del second

@@ -22,6 +22,7 @@ from bench.cpu import QUIET_MAX_WAIT_SECONDS, CpuMeter, QuietMachine  # noqa: E4
 from bench.multiturn import multiturn, print_turns  # noqa: E402
 from bench.processes import HOST, MODEL, OURS, Server, stop  # noqa: E402
 from bench.prompts import MULTITURN_REPLY_TOKENS  # noqa: E402
+from bench.shared_prompt import print_shared, shared_prompt  # noqa: E402
 from bench.side_by_side import CONCURRENCY_LEVELS, Side, side_by_side  # noqa: E402
 from bench.sse_client import get  # noqa: E402
 
@@ -118,11 +119,12 @@ def measure_all(args: argparse.Namespace, binary: Path, gguf: Path, quiet: Quiet
             Side(LLAMA, llamas[1], {n: llamas[n] for n in CONCURRENCY_LEVELS}),
         ]
         runs = side_by_side(sides, args, quiet)
+        shared = shared_prompt({OURS: ours, LLAMA: llamas[1]}, args.rounds, quiet)
         for llama in llamas.values():
             stop(llama.process)
         turns = None
         if args.multiturn_rounds:
-            stop(ours.process)  # the default leaves the cache off on CPU: both settings said outright
+            stop(ours.process)  # both settings said outright
             pair = {}
             for name, size, suffix in (
                 ("prefix cache on", "16", "cache"),
@@ -133,7 +135,13 @@ def measure_all(args: argparse.Namespace, binary: Path, gguf: Path, quiet: Quiet
                 pair[name] = start(stack, processes.ours(log_path, env), "/health/ready", quiet.meter)
             reply_tokens = QUICK_TOKENS if args.quick else MULTITURN_REPLY_TOKENS
             turns = multiturn(pair, args.multiturn_rounds, quiet, reply_tokens)
-    return {"runs": runs, "multiturn": turns, "ours_engine": config, "ours_env": ours_env}
+    return {
+        "runs": runs,
+        "multiturn": turns,
+        "shared_prompt": shared,
+        "ours_engine": config,
+        "ours_env": ours_env,
+    }
 
 
 def llama_commands(binary: Path, gguf: Path, threads: int) -> dict[str, list[str]]:
@@ -148,6 +156,7 @@ def report(args: argparse.Namespace, measured: dict, binary: Path, gguf: Path, l
     comparison.print_table(summary[OURS], summary[LLAMA], ratio)
     if turns:
         print_turns(turns)
+    print_shared(measured["shared_prompt"])
     found = log + comparison.token_warnings(runs, args)
     for warning in found:
         print(f"warning: {warning}")
@@ -171,6 +180,7 @@ def report(args: argparse.Namespace, measured: dict, binary: Path, gguf: Path, l
         "ratios_ours_over_llama_cpp": ratio,
         "higher_is_better": {m.key: m.higher_is_better for m in comparison.METRICS},
         "multiturn": turns,
+        "shared_prompt": measured["shared_prompt"],
         "runs": {kind: asdict(side) for kind, side in runs.items()},
         "warnings": found,
     }
