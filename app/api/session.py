@@ -148,6 +148,11 @@ class GenerationSession:
         first token (raw prompts, which cannot stream: the whole generation). Raises our errors,
         already recorded."""
         try:
+            if self._llm.drain.draining:  # in-flight work finishes; new work goes to another replica
+                raise ShuttingDownError(
+                    "The server is shutting down and takes no new work; retry on another replica",
+                    headers={"Retry-After": "1"},
+                )
             self._llm.quotas.check(self.key)
             self._model = self._llm.pool.acquire(self.requests[0].model)
             embedding = isinstance(self.requests[0], EmbeddingRequest)
@@ -170,7 +175,10 @@ class GenerationSession:
                     self.track.first_token(seconds_ago=ago)
                 return self
             for index, request in enumerate(self.requests):
-                self.streams.append(open_stream(self._model, request, prime=False))
+                stream = open_stream(self._model, request, prime=False, abandoned=lambda: self.cut is not None)
+                if stream is None:  # the client left (or the deadline passed) at the prefill gate
+                    raise self._cut_error()
+                self.streams.append(stream)
                 if self.cut:
                     raise self._cut_error()
                 if index == 0:

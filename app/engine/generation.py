@@ -156,10 +156,12 @@ def open_stream(
     prime: bool = True,
     replica: Replica | None = None,
     count: bool = True,
-) -> Stream:
+    abandoned: Callable[[], bool] | None = None,
+) -> Stream | None:
     """Submit a chat-templated generation (on `replica`, else the least busy); with `prime`, wait
     for its first chunk so that engine errors raise here, before any byte of a response is sent.
-    `count`: a client's request (False for the server's own cache warming)."""
+    `count`: a client's request (False for the server's own cache warming). None when `abandoned()`
+    turned true while the request waited at the prefill gate: it is never submitted."""
     if request.raw:
         raise BadRequestError(
             "raw: streaming is not available with raw=true (the engine has no streaming raw "
@@ -172,6 +174,10 @@ def open_stream(
     gate = replica.prefill_gate
     if gate is not None:  # one prompt in prefill at a time: released at its first chunk
         gate.acquire()
+        if abandoned is not None and abandoned():  # nobody waits for it: never prefilled
+            gate.release()
+            model.give(replica)
+            return None
     try:
         with replica.submit_lock:
             iterator = run_blocking(replica.runner.send_chat_completion_request, engine_request)

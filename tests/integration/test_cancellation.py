@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from tests.helpers import EMBEDDED, delta, first_token, leave, metric, samples, send_request, wait_for
@@ -69,3 +70,32 @@ def test_a_client_that_leaves_during_prefill_frees_the_slot(one_slot_server):
     print(
         f"\nprefill: slot freed {freed * 1000:.0f} ms after the client left; next first token {waited:.2f} s"
     )
+
+
+def test_a_client_that_leaves_while_waiting_at_the_prefill_gate_is_never_submitted(server):
+    """Four slots, one prompt in prefill at a time: the second request waits at the gate while the
+    first prefills; when its client leaves there, it is dropped without ever reaching the engine
+    (the prefix cache's account counts every submission as a hit or a miss)."""
+    url = server.url
+
+    def submitted() -> int:
+        (model,) = requests.get(url + "/api/llms", timeout=5).json()["models"]
+        cache = model["prefix_cache"]
+        return cache["hits"] + cache["misses"] if cache else 0
+
+    if requests.get(url + "/api/llms", timeout=5).json()["models"][0]["prefix_cache"] is None:
+        pytest.fail("the prefill gate and its account are CPU behaviour")
+    wait_for(lambda: metric(samples(server), "llm_requests_running") == 0, "the server idle")
+    long_prompt = {"messages": [{"role": "user", "content": "Summarise: " + "a dog ran in the park. " * 120}]}
+    long_prompt.update(temperature=0, max_tokens=2)
+    before, counted = samples(server), submitted()
+    first = send_request(url, "/api/chat/stream", long_prompt)
+    wait_for(lambda: submitted() == counted + 1, "the first prompt submitted (prefilling)")
+    waiting = send_request(url, "/api/chat/stream", chat_body("Count to ten.", 20))
+    wait_for(lambda: metric(samples(server), "llm_requests_running") == 2, "the second holding a slot")
+    waiting.close()  # it waits at the gate: the first prompt is still in prefill
+    wait_for(lambda: cancelled(server, before, "chat_stream") == 1, "the waiting request cancelled")
+    first.recv(1)
+    first.close()
+    wait_for(lambda: metric(samples(server), "llm_requests_running") == 0, "both slots free")
+    assert submitted() == counted + 1  # the one that left was never submitted

@@ -54,13 +54,26 @@ def test_an_engine_panic_is_an_engine_error_and_the_worker_serves_on(panicking_s
     assert ok.status_code == 200
 
 
-def test_sigterm_mid_stream_lets_the_stream_finish_then_exits_cleanly(tmp_path):
+def test_sigterm_mid_stream_lets_the_stream_finish_refuses_new_work_then_exits_cleanly(tmp_path):
     with Server(tmp_path).running() as srv:
-        with first_token(srv.url, chat_body("Name three colours.", 40)) as events:
+        with first_token(srv.url, chat_body(LONG_ANSWER, 200)) as events:
             sent = time.monotonic()
             srv.process.send_signal(signal.SIGTERM)
+            srv.wait_until("/health/ready", statuses=(503,))
+            # a draining replica sends new work elsewhere (the balancer retries on 503)
+            refused = requests.post(
+                srv.url + "/api/generate", json={"prompt": "Hi", "max_tokens": 2}, timeout=60
+            )
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+            assert refused.json()["error"]["code"] == "shutting_down"
+            openai = requests.post(
+                srv.url + "/v1/chat/completions",
+                json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2},
+                timeout=60,
+            )
+            assert openai.status_code == 503 and openai.json()["error"]["code"] == "shutting_down"
             rest = list(events)
-        assert rest[-1][0] == "done"
+        assert rest[-1][0] == "done" and rest[-1][1]["finish_reason"] == "length"
         assert srv.process.wait(timeout=60) == 0
         print(f"\ndrain: stream finished and exit 0 {time.monotonic() - sent:.1f}s after SIGTERM")
 
