@@ -3,7 +3,9 @@ bounded wait, and an honest estimate of how long a wait would be.
 
 A freed slot goes to the waiting key with the fewest requests running (among equals, the key served
 longest ago: round-robin), first come first served within a key: one client flooding the server
-cannot starve another.
+cannot starve another. The queue's bound is fair too: when it is full, a newcomer whose key has fewer
+waiting than the key with the most takes the place of that key's newest waiter, which is refused
+(503 with Retry-After) as if it had arrived to a full queue.
 Without keys every request is the same key, and the order is plain arrival order.
 """
 
@@ -28,6 +30,7 @@ class _Waiter:
     key: str
     arrival: int = field(default_factory=lambda: next(_arrivals))
     granted: bool = False
+    displaced: bool = False  # its place went to a newcomer of a key with fewer waiting
 
 
 class SlotLimiter:
@@ -68,6 +71,8 @@ class SlotLimiter:
                 self._grant(key)
                 return True
             position = self.waiting + 1
+            if position > self.max_waiting and self._displace(key):
+                position = self.waiting + 1
             # Refused at once only when even the soonest wait for this place is too long: the
             # holders may be about to finish, so the first place ahead counts as free.
             if position > self.max_waiting or self.estimated_wait(position - 1) > wait > 0:
@@ -79,11 +84,25 @@ class SlotLimiter:
         with self._lock:
             if waiter.granted:
                 return True
+            if waiter.displaced:  # already out of the queue
+                raise self.overloaded(self.max_waiting + 1, queued=False)
             self._queues[key].remove(waiter)
             self.waiting -= 1
         if wake.is_set():
             return False
         raise self.overloaded(self.waiting + 1, queued=True)
+
+    def _displace(self, key: str) -> bool:
+        """Make room in a full queue for `key`: the newest waiter of the key with the most waiting
+        leaves, if that key has more waiting than `key`. True when a place was freed."""
+        longest = max(self._queues.values(), key=len, default=None)
+        if not longest or len(longest) <= len(self._queues.get(key, ())):
+            return False
+        waiter = longest.pop()
+        waiter.displaced = True
+        self.waiting -= 1
+        waiter.wake.set()
+        return True
 
     def release(self, held_seconds: float, key: str = "") -> None:
         """Give the slot to the next waiter by fair share, or back to the pool."""

@@ -88,3 +88,44 @@ def test_a_woken_waiter_leaves_without_a_slot():
     wake.set()  # a disconnect, a deadline or a drain
     assert limiter.acquire(30, wake) is False
     assert limiter.waiting == 0 and limiter.in_use == 1
+
+
+def test_a_full_queue_gives_a_newcomer_of_another_key_the_place_of_the_flooding_keys_newest():
+    limiter = SlotLimiter(limit=1, timeout=30, max_waiting=4)
+    assert limiter.acquire(1, threading.Event(), "a")
+    outcomes: dict[int, str] = {}
+
+    def wait(index: int, key: str) -> None:
+        try:
+            granted = limiter.acquire(30, threading.Event(), key)
+            outcomes[index] = "granted" if granted else "woken"
+            if granted:
+                limiter.release(0.1, key)
+        except OverloadedError as error:
+            outcomes[index] = f"refused {error.headers['Retry-After']}"
+
+    threads = []
+    for index in range(4):  # the flooding key fills the queue
+        threads.append(threading.Thread(target=wait, args=(index, "a")))
+        threads[-1].start()
+        while limiter.waiting < index + 1:
+            threading.Event().wait(0.001)
+    threads.append(threading.Thread(target=wait, args=(4, "b")))
+    threads[-1].start()
+    while 3 not in outcomes:  # the newest of key a is refused, key b queued in its place
+        threading.Event().wait(0.001)
+    assert outcomes[3] == "refused 1" and limiter.waiting == 4 and limiter.held_by("b") == 1
+    with pytest.raises(OverloadedError):  # key a has the most waiting: no place for another of it
+        limiter.acquire(30, threading.Event(), "a")
+    limiter.release(0.1, "a")  # the freed slot goes to b: fewest running among the waiting keys
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes == {0: "granted", 1: "granted", 2: "granted", 3: "refused 1", 4: "granted"}
+    assert limiter.in_use == 0 and limiter.waiting == 0 and sum(limiter.running.values()) == 0
+
+
+def test_a_key_with_as_many_waiting_takes_no_place():
+    limiter = SlotLimiter(limit=1, timeout=30, max_waiting=0)
+    assert limiter.acquire(1, threading.Event(), "a")
+    with pytest.raises(OverloadedError):
+        limiter.acquire(30, threading.Event(), "b")  # nobody waits: nothing to give up

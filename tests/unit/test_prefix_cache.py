@@ -1,0 +1,76 @@
+"""The server's account of the engine's prefix cache: bytes per token from the model's shape, the
+512-token allocation steps, hits by leading messages, hot heads, and the budget."""
+
+from __future__ import annotations
+
+import json
+
+from app.engine.catalog import ModelSource, embedded_model_file
+from app.engine.prefix_cache import GROW_TOKENS, PrefixCacheAccount, kv_token_bytes
+from app.engine.types import GenerationRequest, Sampling
+
+SAMPLING = Sampling(max_tokens=4, temperature=0.0, top_p=1.0)
+SYSTEM = {"role": "system", "content": "You follow the house rules."}
+
+
+def chat(*messages: dict, tools: tuple[str, ...] = ()) -> GenerationRequest:
+    return GenerationRequest(model="m", sampling=SAMPLING, messages=messages, tools=tools)
+
+
+def user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def test_bytes_per_token_come_from_the_gguf_header():
+    path = embedded_model_file()
+    source = ModelSource("m", "gguf", "embedded", str(path.parent), (path.name,))
+    # SmolLM2-135M: 30 layers, 3 KV heads of 64; K and V in f16
+    assert kv_token_bytes(source) == 2 * 30 * 3 * 64 * 2
+
+
+def test_bytes_per_token_come_from_config_json(tmp_path):
+    config = {"num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2, "hidden_size": 256}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    source = ModelSource("m", "safetensors", "model_path", str(tmp_path))
+    assert kv_token_bytes(source) == 2 * 4 * 2 * 32 * 2
+
+
+def test_a_sequence_costs_whole_allocation_steps_and_passing_the_budget_asks_for_a_trim():
+    account = PrefixCacheAccount(budget_bytes=3 * GROW_TOKENS * 100, token_bytes=100)
+    assert not account.finished(chat(user("a")), "reply", tokens=10)  # one step
+    assert account.held_bytes == GROW_TOKENS * 100
+    assert not account.finished(chat(user("b")), "reply", tokens=GROW_TOKENS + 1)  # two steps
+    assert account.held_bytes == 3 * GROW_TOKENS * 100 and not account.over_budget
+    assert account.finished(chat(user("c")), "reply", tokens=1)  # over: trim
+    account.trimming = True
+    assert not account.finished(chat(user("d")), "reply", tokens=1)  # one trim at a time
+    account.cleared()
+    assert account.held_bytes == 0 and account.entries == 0
+
+
+def test_a_request_whose_leading_messages_were_cached_is_a_hit():
+    account = PrefixCacheAccount(budget_bytes=10**9, token_bytes=1)
+    first = chat(SYSTEM, user("What is two plus two?"))
+    assert not account.admit(first)
+    account.finished(first, "Four.", tokens=20)
+    assert account.admit(chat(SYSTEM, user("And three plus three?")))  # the system prompt: a hit
+    follow_up = chat(
+        SYSTEM, user("What is two plus two?"), {"role": "assistant", "content": "Four."}, user("x")
+    )
+    assert account.admit(follow_up)  # a chat's next turn
+    assert not account.admit(chat(SYSTEM, user("Hi"), tools=('{"name": "f"}',)))  # other tools
+    assert not account.admit(chat({"role": "system", "content": "Other rules."}, user("Hi")))
+    assert (account.hits, account.misses) == (2, 3)
+    account.cleared()
+    assert not account.admit(chat(SYSTEM, user("After a trim.")))
+
+
+def test_hot_heads_are_the_recurring_system_prompts_with_their_tools():
+    account = PrefixCacheAccount(budget_bytes=10**9, token_bytes=1)
+    tools = ('{"name": "f"}',)
+    for question in ("a", "b", "c"):
+        account.admit(chat(SYSTEM, user(question), tools=tools))
+    account.admit(chat({"role": "system", "content": "Seen once."}, user("a")))
+    account.admit(chat(user("no system prompt")))
+    (head,) = account.hot_heads()
+    assert head.messages == (SYSTEM,) and head.tools == tools and head.seen == 3
