@@ -79,7 +79,7 @@ def forced_call_grammar(chosen: list[Function]) -> Grammar:
         "required": ["name", "arguments"],
         "additionalProperties": False,  # the engine's JSON grammar allows extra keys unless told
     }
-    return Grammar("json_schema", json.dumps(schema))
+    return Grammar("json_schema", json.dumps(schema), param=None)
 
 
 def closed_objects(schema: Any) -> Any:

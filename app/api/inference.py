@@ -133,7 +133,7 @@ def native_grammar(body: dict) -> Grammar | None:
             details={"fields": {"format": ["Not allowed together with regex."]}},
         )
     if regex is not None:
-        return Grammar("regex", regex)
+        return Grammar("regex", regex, param="regex")
     if output_format is None:
         return None
     if output_format == "json":

@@ -63,13 +63,13 @@ def format_grammar(
     if kind == "text":
         return None
     if kind == "json_object":
-        return Grammar("json_schema", json.dumps({"type": "object"}))
+        return Grammar("json_schema", json.dumps({"type": "object"}), param=param)
     if kind == "json_schema":
         if not isinstance(schema, dict):
             raise invalid(param, f"{names[1]} must be a JSON schema object")
         if strict:  # no keys beyond the schema's, as OpenAI enforces
             schema = closed_objects(schema)
-        return Grammar("json_schema", json.dumps(schema))
+        return Grammar("json_schema", json.dumps(schema), param=param)
     raise invalid(param, f"{names[0]} must be text, json_object or json_schema")
 
 

@@ -30,6 +30,7 @@ from app.engine import (
     open_stream,
 )
 from app.engine.embedding import embed, wrong_kind
+from app.engine.engine_errors import GENERIC_FAILURE, is_engine_failure
 from app.engine.entries import EMBEDDING
 from app.engine.types import EmbeddingRequest
 from app.errors import (
@@ -175,7 +176,9 @@ class GenerationSession:
                     self.track.first_token(seconds_ago=ago)
                 return self
             for index, request in enumerate(self.requests):
-                stream = open_stream(self._model, request, prime=False, abandoned=lambda: self.cut is not None)
+                stream = open_stream(
+                    self._model, request, prime=False, abandoned=lambda: self.cut is not None
+                )
                 if stream is None:  # the client left (or the deadline passed) at the prefill gate
                     raise self._cut_error()
                 self.streams.append(stream)
@@ -304,4 +307,7 @@ class GenerationSession:
 def _as_api_error(error: BaseException) -> ApiError:
     if isinstance(error, ApiError):
         return error
-    return EngineError(f"The engine failed: {type(error).__name__}: {str(error)[:200]}")
+    if is_engine_failure(error):
+        return EngineError(f"The engine failed: {str(error).strip()[:200]}")
+    logger.error("generation failed unexpectedly", exc_info=error)
+    return EngineError(GENERIC_FAILURE)

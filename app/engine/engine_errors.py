@@ -3,6 +3,7 @@ one recognised message to our error. Anything else is a server fault, never the 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 
@@ -10,6 +11,8 @@ from app.engine.offload import run_blocking
 from app.engine.pool import LoadedModel
 from app.engine.types import GenerationRequest
 from app.errors import ApiError, BadRequestError, ChatTemplateMissingError, ContextTooLongError, EngineError
+
+logger = logging.getLogger(__name__)
 
 
 def prompt_tokens(model: LoadedModel, request: GenerationRequest) -> int:
@@ -45,9 +48,16 @@ def _no_chat_template(match: re.Match, model: LoadedModel, request: GenerationRe
 
 
 def _bad_grammar(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
+    """The client's own output constraint is the client's fault, named by its field; the server's
+    own grammar (a forced tool call) failing is the server's."""
+    param = request.grammar.param if request.grammar is not None else None
+    if param is None:
+        return EngineError(
+            f"The engine refused the server's grammar: {match.group(0)}", details={"model": model.model_id}
+        )
     return BadRequestError(
-        f"The output constraint (JSON schema or regex) was refused by the engine: {match.group(0)}",
-        details={"param": "response_format"},
+        f"The output constraint ({param}) was refused by the engine: {match.group(0)}",
+        details={"param": param},
     )
 
 
@@ -66,9 +76,21 @@ ERROR_TABLE: list[Row] = [
 ]
 
 
-def translate_error(error: Exception, model: LoadedModel, request: GenerationRequest) -> ApiError:
+GENERIC_FAILURE = "The server failed to answer this request; its request id is in the server's log"
+
+
+def is_engine_failure(error: BaseException) -> bool:
+    """The engine reports failures as ValueError or RuntimeError, and panics as pyo3's
+    PanicException; any other exception is a bug of ours."""
+    return isinstance(error, (ValueError, RuntimeError)) or type(error).__name__ == "PanicException"
+
+
+def translate_error(error: BaseException, model: LoadedModel, request: GenerationRequest) -> ApiError:
     if isinstance(error, ApiError):
         return error
+    if not is_engine_failure(error):
+        logger.error("generation failed: %s", type(error).__name__, exc_info=error)
+        return EngineError(GENERIC_FAILURE, details={"model": model.model_id})
     text = str(error)
     for pattern, build in ERROR_TABLE:
         match = pattern.search(text)

@@ -30,6 +30,7 @@ class Grammar:
 
     kind: str
     text: str
+    param: str | None = "format"  # the client's field it came from; None: the server's own (tool calls)
 
 
 @dataclass(frozen=True)

@@ -161,3 +161,48 @@ def test_request_id_is_taken_from_the_header_or_made(client):
     assert response.headers["X-Request-ID"] == "abc-123"
     made = client.get("/health/live", headers={"X-Request-ID": "bad id with spaces"})
     assert made.headers["X-Request-ID"] not in ("", "bad id with spaces")
+
+
+GRAMMAR_REFUSED = ValueError("llguidance: invalid JSON schema: unsupported keyword")
+
+
+def test_a_refused_grammar_is_the_clients_fault_named_by_its_own_field(make_app):
+    client = make_app(FakeRunner(error=GRAMMAR_REFUSED)).test_client()
+    native = {"messages": [{"role": "user", "content": "a"}], "format": {"type": "object"}}
+    body = error_of(client.post("/api/chat", json=native), 400, "bad_request")
+    assert body["details"] == {"param": "format"} and "(format)" in body["message"]
+    regex = {"prompt": "a", "regex": "[a-z]+"}
+    assert error_of(client.post("/api/generate", json=regex), 400, "bad_request")["details"] == {
+        "param": "regex"
+    }
+    openai = {
+        "model": "test/fake",
+        "messages": [{"role": "user", "content": "a"}],
+        "response_format": {"type": "json_object"},
+    }
+    answer = client.post("/v1/chat/completions", json=openai)
+    assert answer.status_code == 400 and answer.json["error"]["param"] == "response_format"
+
+
+def test_the_servers_own_tool_call_grammar_refused_is_a_server_error(make_app):
+    client = make_app(FakeRunner(error=GRAMMAR_REFUSED)).test_client()
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    body = {
+        "model": "test/fake",
+        "messages": [{"role": "user", "content": "a"}],
+        "tools": [tool],
+        "tool_choice": "required",
+    }
+    answer = client.post("/v1/chat/completions", json=body)
+    assert answer.status_code == 500 and "server's grammar" in answer.json["error"]["message"]
+
+
+def test_a_bug_of_ours_is_a_generic_500_that_names_no_internals(make_app):
+    runner = FakeRunner(
+        error=TypeError("unsupported operand type(s) for +: 'int' and 'str'"), error_at="submit"
+    )
+    client = make_app(runner).test_client()
+    answer = client.post("/api/chat/stream", json={"messages": [{"role": "user", "content": "a"}]})
+    body = error_of(answer, 500, "engine_error")
+    assert "TypeError" not in body["message"] and "operand" not in body["message"]
+    assert body["request_id"]
