@@ -68,7 +68,7 @@ def test_sigterm_mid_stream_lets_the_stream_finish_refuses_new_work_then_exits_c
             assert refused.json()["error"]["code"] == "shutting_down"
             openai = requests.post(
                 srv.url + "/v1/chat/completions",
-                json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2},
+                json={"model": EMBEDDED, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2},
                 timeout=60,
             )
             assert openai.status_code == 503 and openai.json()["error"]["code"] == "shutting_down"
