@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import collections
 import itertools
+import logging
 import math
 import threading
 from dataclasses import dataclass, field
 
 from app.errors import OverloadedError, RateLimitedError
+
+logger = logging.getLogger(__name__)
 
 # Weight of the newest slot hold time in the running mean the estimates use.
 _SMOOTHING = 0.2
@@ -80,7 +83,12 @@ class SlotLimiter:
             waiter = _Waiter(wake, key)
             self._queues[key].append(waiter)
             self.waiting += 1
-        wake.wait(wait)
+        try:
+            wake.wait(wait)
+        except BaseException:  # the waiting greenlet was killed: leave no waiter and no slot behind
+            with self._lock:
+                self._leave(waiter)
+            raise
         with self._lock:
             if waiter.granted:
                 return True
@@ -91,6 +99,14 @@ class SlotLimiter:
         if wake.is_set():
             return False
         raise self.overloaded(self.waiting + 1, queued=True)
+
+    def _leave(self, waiter: _Waiter) -> None:
+        """A waiter that will never use its place: out of the queue, or its slot handed on."""
+        if waiter.granted:
+            self._release_locked(0.0, waiter.key, measured=False)
+        elif not waiter.displaced:
+            self._queues[waiter.key].remove(waiter)
+            self.waiting -= 1
 
     def _displace(self, key: str) -> bool:
         """Make room in a full queue for `key`: the newest waiter of the key with the most waiting
@@ -107,21 +123,30 @@ class SlotLimiter:
     def release(self, held_seconds: float, key: str = "") -> None:
         """Give the slot to the next waiter by fair share, or back to the pool."""
         with self._lock:
+            self._release_locked(held_seconds, key)
+
+    def _release_locked(self, held_seconds: float, key: str, measured: bool = True) -> None:
+        if self.running[key] <= 0 or self.in_use <= 0:  # a release without its grant: never counted
+            logger.error("slot released for key %r that holds none: ignored", key)
+            return
+        if measured:
             if self.mean_hold_seconds:
                 self.mean_hold_seconds += _SMOOTHING * (held_seconds - self.mean_hold_seconds)
             else:
                 self.mean_hold_seconds = held_seconds
-            self.running[key] -= 1
-            waiting = [queue for queue in self._queues.values() if queue]
-            if not waiting:
-                self.in_use -= 1
-                return
-            queue = min(waiting, key=self._turn)
-            waiter = queue.popleft()
-            self.waiting -= 1
-            self._grant(waiter.key)
-            waiter.granted = True  # the slot passes over without being freed
-            waiter.wake.set()
+        self.running[key] -= 1
+        if not self.running[key]:
+            del self.running[key]
+        waiting = [queue for queue in self._queues.values() if queue]
+        if not waiting:
+            self.in_use -= 1
+            return
+        queue = min(waiting, key=self._turn)
+        waiter = queue.popleft()
+        self.waiting -= 1
+        self._grant(waiter.key)
+        waiter.granted = True  # the slot passes over without being freed
+        waiter.wake.set()
 
     def _turn(self, queue: collections.deque[_Waiter]) -> tuple[int, int, int]:
         """Whose turn: fewest running, then the key served longest ago (round-robin), then the

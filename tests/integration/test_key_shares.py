@@ -1,24 +1,38 @@
-"""The queue's bound is fair between API keys: one key filling the queue cannot lock another out."""
+"""Per-key shares on the real server: one key filling the queue cannot lock another out, and a key's
+max_concurrent holds however the key's earlier requests ended."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from tests.helpers import Server, first_token, metric, samples, send_request, wait_for
+from tests.helpers import EMBEDDED, Server, first_token, metric, samples, send_request, wait_for
 from tests.integration.test_concurrency import LONG_ANSWER, chat_body
 
 FLOOD, OTHER = "flood-key-0123456789", "other-key-0123456789"
+TEAM_A, TEAM_B = "team-a-key-0123456789", "team-b-key-0123456789"
 KEYS = f"""
 [keys.flood]
 key = "{FLOOD}"
 
 [keys.other]
 key = "{OTHER}"
+
+[keys.team-a]
+key = "sha256:{hashlib.sha256(TEAM_A.encode()).hexdigest()}"
+models = ["{EMBEDDED}"]
+max_concurrent = 1
+
+[keys.team-b]
+key = "{TEAM_B}"
+tokens_per_minute = 1000000
 """
+# The end-of-turn and end-of-text tokens of the embedded model, biased away: a stream runs its length.
+NO_END = {"2": -100, "0": -100}
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +89,34 @@ def test_a_key_flooding_the_queue_gives_up_its_newest_place_to_another_key(one_s
         assert answer.status_code == 200, answer.text
     for sock in queued[:-1]:  # the flooding key's other waiters are served after it
         assert status_of(sock)[0] == 200
+
+
+@pytest.fixture(scope="module")
+def ten_slots(tmp_path_factory):
+    """`make run`'s shape: ten slots, keys from a file."""
+    tmp = tmp_path_factory.mktemp("shares")
+    (tmp / "keys.toml").write_text(KEYS)
+    with Server(tmp, LLM_API_KEYS_FILE=str(tmp / "keys.toml")).running() as srv:
+        yield srv
+
+
+def test_a_keys_one_share_holds_after_its_earlier_requests_however_they_ended(ten_slots):
+    url = ten_slots.url
+    team_a, team_b = {"Authorization": f"Bearer {TEAM_A}"}, {"Authorization": f"Bearer {TEAM_B}"}
+    stored_hash = {"Authorization": f"Bearer sha256:{hashlib.sha256(TEAM_A.encode()).hexdigest()}"}
+    long_stream = {**chat_body("Tell me a long story.", 200), "logit_bias": NO_END}
+    with requests.Session() as session:  # keep-alive connections, as an operator's client has
+        for _ in range(8):  # the sequence, enough times to catch a count that drifts
+            assert session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_a).status_code == 200
+            assert session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_b).status_code == 200
+            for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, stored_hash):
+                answer = session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=headers)
+                assert answer.status_code == 401
+            with first_token(url, long_stream, headers=team_a) as events:
+                second = session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_a, timeout=60)
+                assert second.status_code == 429, second.text
+                assert second.json()["error"]["code"] == "rate_limited"
+                rest = list(events)
+            assert rest[-1][0] == "done" and rest[-1][1]["usage"]["completion_tokens"] == 200
+    found = samples(ten_slots)
+    assert metric(found, "llm_requests_running") == 0 and metric(found, "llm_requests_waiting") == 0
