@@ -8,6 +8,8 @@ This module imports no Flask at module level so the engine package can raise the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -168,7 +170,6 @@ ANTHROPIC_TYPES = {
     503: "overloaded_error",
     504: "timeout_error",
 }
-ANTHROPIC_PATHS = "/v1/messages"
 
 
 def anthropic_envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
@@ -186,18 +187,68 @@ def anthropic_envelope(status: int, code: str, message: str, details: dict[str, 
     return body
 
 
-def shaped(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> tuple[int, dict]:
-    """The status and body in the shape the current route speaks: Anthropic's under /v1/messages
-    (where every invalid request is a 400), OpenAI's elsewhere under /v1, ours everywhere else."""
-    from flask import has_request_context, request
+@dataclass(frozen=True)
+class Family:
+    """An API family's error conventions: its envelope, and the status an invalid request gets.
+    Each blueprint carries its family (app.api.base); nothing else decides a shape."""
 
-    path = request.path if has_request_context() else ""
-    if path.startswith(ANTHROPIC_PATHS):
-        status = 400 if status == 422 else status
-        return status, anthropic_envelope(status, code, message, details)
-    if path.startswith("/v1/"):
-        return status, openai_envelope(status, code, message, details)
-    return status, envelope(status, code, message, details)
+    name: str
+    envelope: Callable[[int, str, str, dict[str, Any] | None], dict]
+    invalid_status: int = 422  # Anthropic's API answers every invalid request 400
+
+    def shape(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> tuple[int, dict]:
+        if status == 422:
+            status = self.invalid_status
+        return status, self.envelope(status, code, message, details)
+
+
+NATIVE = Family("native", envelope)
+OPENAI = Family("openai", openai_envelope)
+ANTHROPIC = Family("anthropic", anthropic_envelope, invalid_status=400)
+
+
+def current_family() -> Family:
+    """The family of the blueprint whose route the request's path names (with any method: a 405 is
+    answered in the route's family); for a path no route has, the family of the blueprint it falls
+    under by prefix (the longest); native otherwise."""
+    from flask import current_app, has_request_context, request
+
+    if not has_request_context():
+        return NATIVE
+    name = request.blueprint or _blueprint_of(current_app, request.path)
+    blueprint = current_app.blueprints.get(name or "")
+    if blueprint is not None:
+        return getattr(blueprint, "FAMILY", NATIVE)
+    best, family = -1, NATIVE
+    for candidate in current_app.blueprints.values():
+        prefix = (candidate.url_prefix or "").rstrip("/")
+        if prefix and request.path.startswith(prefix + "/") and len(prefix) > best:
+            best, family = len(prefix), getattr(candidate, "FAMILY", NATIVE)
+    return family
+
+
+def _blueprint_of(app: Any, path: str) -> str | None:
+    """The blueprint of the route at `path`, whatever its method."""
+    from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+    adapter = app.url_map.bind("localhost")
+    try:
+        endpoint, _ = adapter.match(path, method="GET")
+    except MethodNotAllowed as refused:
+        try:
+            endpoint, _ = adapter.match(path, method=sorted(refused.valid_methods or ["POST"])[0])
+        except HTTPException:
+            return None
+    except HTTPException:  # no such route (or a redirect)
+        return None
+    return endpoint.rpartition(".")[0] or None
+
+
+def shaped(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> tuple[int, dict]:
+    """The status and body in the shape of the request's API family."""
+    return current_family().shape(status, code, message, details)
 
 
 def _validation_message(messages: Any) -> tuple[str, dict]:

@@ -12,6 +12,7 @@ from marshmallow import Schema
 from app.api.anthropic_schemas import AnthropicErrorSchema
 from app.api.json_body import StrictJsonParser
 from app.api.schemas import ErrorSchema, OpenAIErrorSchema
+from app.errors import ANTHROPIC, NATIVE, OPENAI, Family
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON (bad UTF-8, NaN, nested too deep, a lone surrogate), prompt longer than the "
@@ -39,7 +40,10 @@ class Api(SmorestApi):
 
 
 class Blueprint(SmorestBlueprint):
+    """A blueprint of one API family: its errors' shape (app.errors.Family) and their schema."""
+
     ARGUMENTS_PARSER = StrictJsonParser()
+    FAMILY: Family = NATIVE
     ERROR_SCHEMA: type[Schema] = ErrorSchema
     ERROR_STATUSES: tuple[int, ...] = tuple(ERROR_DESCRIPTIONS)
 
@@ -60,11 +64,13 @@ class Blueprint(SmorestBlueprint):
 class OpenAIBlueprint(Blueprint):
     """Under /v1 errors take OpenAI's shape, and are documented so."""
 
+    FAMILY = OPENAI
     ERROR_SCHEMA = OpenAIErrorSchema
 
 
 class AnthropicBlueprint(Blueprint):
     """Under /v1/messages errors take Anthropic's shape, and every invalid request is a 400."""
 
+    FAMILY = ANTHROPIC
     ERROR_SCHEMA = AnthropicErrorSchema
     ERROR_STATUSES = tuple(status for status in ERROR_DESCRIPTIONS if status != 422)

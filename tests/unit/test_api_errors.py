@@ -206,3 +206,17 @@ def test_a_bug_of_ours_is_a_generic_500_that_names_no_internals(make_app):
     body = error_of(answer, 500, "engine_error")
     assert "TypeError" not in body["message"] and "operand" not in body["message"]
     assert body["request_id"]
+
+
+def test_each_api_family_shapes_its_errors_from_the_blueprint_not_the_url(client):
+    """A route's blueprint carries its family: a 405 on an Anthropic route, a 404 under /v1, an invalid
+    Anthropic request (400, not 422) and a native one each come in their own shape."""
+    wrong_method = client.get("/v1/messages")
+    assert wrong_method.status_code == 405 and wrong_method.json["type"] == "error"
+    assert wrong_method.json["error"]["type"] == "invalid_request_error"
+    unknown = client.get("/v1/nothing-here")
+    assert unknown.status_code == 404 and set(unknown.json["error"]) == {"message", "type", "param", "code"}
+    invalid = client.post("/v1/messages", json={"model": "test/fake", "max_tokens": "many"})
+    assert invalid.status_code == 400 and invalid.json["type"] == "error"
+    native = client.post("/api/chat", json={"messages": "nope"})
+    assert native.status_code == 422 and native.json["error"]["status"] == 422
