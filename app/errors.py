@@ -204,9 +204,15 @@ class Family:
         return status, self.envelope(status, code, message, details)
 
 
+def ollama_envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict:
+    """Ollama's error shape: {"error": "..."} (the request id is in the X-Request-ID header)."""
+    return {"error": message}
+
+
 NATIVE = Family("native", envelope)
 OPENAI = Family("openai", openai_envelope)
 ANTHROPIC = Family("anthropic", anthropic_envelope, invalid_status=400)
+OLLAMA = Family("ollama", ollama_envelope, invalid_status=400)
 
 
 def current_family() -> Family:

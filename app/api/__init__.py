@@ -6,6 +6,7 @@ from flask import Flask, send_from_directory
 
 from app.api import anthropic, chat, embeddings, generate, health, llms, openai, playground, responses, tokens
 from app.api.base import Api
+from app.api.ollama import views as ollama
 from app.settings import Settings
 
 SWAGGER_ASSETS = "/swagger-ui/assets/"
@@ -42,6 +43,7 @@ def init_app(app: Flask, settings: Settings) -> Api:
         api.register_blueprint(module.blp)
     api.register_blueprint(embeddings.blp)
     api.register_blueprint(embeddings.v1)
+    api.register_blueprint(ollama.blp)
 
     @app.get(SWAGGER_ASSETS + "<path:filename>")
     def swagger_assets(filename: str):

@@ -11,8 +11,8 @@ from marshmallow import Schema
 
 from app.api.anthropic_schemas import AnthropicErrorSchema
 from app.api.json_body import StrictJsonParser
-from app.api.schemas import ErrorSchema, OpenAIErrorSchema
-from app.errors import ANTHROPIC, NATIVE, OPENAI, Family
+from app.api.schemas import ErrorSchema, OllamaErrorSchema, OpenAIErrorSchema
+from app.errors import ANTHROPIC, NATIVE, OLLAMA, OPENAI, Family
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON (bad UTF-8, NaN, nested too deep, a lone surrogate), prompt longer than the "
@@ -73,4 +73,12 @@ class AnthropicBlueprint(Blueprint):
 
     FAMILY = ANTHROPIC
     ERROR_SCHEMA = AnthropicErrorSchema
+    ERROR_STATUSES = tuple(status for status in ERROR_DESCRIPTIONS if status != 422)
+
+
+class OllamaBlueprint(Blueprint):
+    """Under /ollama errors take Ollama's shape, `{"error": "..."}`, and an invalid request is a 400."""
+
+    FAMILY = OLLAMA
+    ERROR_SCHEMA = OllamaErrorSchema
     ERROR_STATUSES = tuple(status for status in ERROR_DESCRIPTIONS if status != 422)

@@ -213,9 +213,8 @@ def stream_response(
         finally:
             generation.close()  # the outcome is the session's to tell (a closed response: cancelled)
 
-    response = Response(
-        stream_with_context(events()), mimetype="text/event-stream", headers=sse.STREAM_HEADERS
-    )
+    mimetype = getattr(encoder, "mimetype", "text/event-stream")  # NDJSON for Ollama's API
+    response = Response(stream_with_context(events()), mimetype=mimetype, headers=sse.STREAM_HEADERS)
     response.call_on_close(generation.close)
     return response
 

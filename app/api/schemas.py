@@ -243,6 +243,10 @@ class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema)
 
 
+class OllamaErrorSchema(Schema):
+    error = fields.String(metadata={"description": "One line for humans (the request id: X-Request-ID)."})
+
+
 class OpenAIErrorBodySchema(Schema):
     message = fields.String(metadata={"description": "One line for humans, naming the field."})
     type = fields.String(metadata={"description": "invalid_request_error or server_error."})

@@ -62,6 +62,7 @@ class ChatTemplate:
     """One model's template and special tokens."""
 
     def __init__(self, text: str, bos_token: str = "", eos_token: str = "") -> None:
+        self.text = text
         self.template = _environment().from_string(text)
         self.bos_token, self.eos_token = bos_token, eos_token
 

@@ -77,3 +77,8 @@ def pieces(model: LoadedModel, ids: list[int]) -> list[str]:
 def prompt(model: LoadedModel, messages: list[dict], tools: list[dict] | None = None) -> str:
     """The text the model reads for `messages`: its chat template, with the assistant's turn opened."""
     return chat_template(model, lambda i: detokenize(model, [i], False)).render(messages, tools)
+
+
+def template_text(model: LoadedModel) -> str:
+    """The model's chat template, as text."""
+    return chat_template(model, lambda i: detokenize(model, [i], False)).text

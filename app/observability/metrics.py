@@ -14,14 +14,23 @@ from prometheus_flask_exporter import PrometheusMetrics
 
 from app.observability.llm_metrics import LlmMetrics
 
-# Generation routes, as the `endpoint` label names them.
+# Generation routes, as the `endpoint` label names them (a refusal before the session knows whether
+# a /v1 or Ollama request streams is labelled by the route).
 GENERATION_ENDPOINTS = {
     "/api/generate": "generate",
     "/api/generate/stream": "generate_stream",
     "/api/chat": "chat",
     "/api/chat/stream": "chat_stream",
+    "/api/embed": "embed",
     "/v1/chat/completions": "v1_chat",
     "/v1/completions": "v1_completions",
+    "/v1/responses": "v1_responses",
+    "/v1/messages": "v1_messages",
+    "/v1/embeddings": "v1_embeddings",
+    "/ollama/api/chat": "ollama_chat",
+    "/ollama/api/generate": "ollama_generate",
+    "/ollama/api/embed": "ollama_embed",
+    "/ollama/api/embeddings": "ollama_embeddings",
 }
 
 
