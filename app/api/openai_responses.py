@@ -70,7 +70,12 @@ def response_object(kind: str, model: str, choices: list[dict], results: list[An
 
 def chat_choice(index: int, result: Completion, forced: bool, logprobs: bool) -> dict:
     found = calls_of(result.text, result.tool_calls, result.finish_reason, forced)
-    message: dict[str, Any] = {"role": "assistant", "content": None if found.calls else result.text}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if found.calls else result.text,
+        "refusal": None,
+        "annotations": [],
+    }
     if found.calls:
         message["tool_calls"] = tool_calls_object(found.calls)
     return {

@@ -46,7 +46,9 @@ class OpenAISamplingSchema(CommonSamplingSchema):
     )
     stream = fields.Boolean(load_default=False)
     stream_options = fields.Nested(StreamOptionsSchema, load_default=None)
-    user = fields.String(metadata={"description": "Accepted; an end-user id for the caller's records."})
+    user = fields.String(
+        allow_none=True, metadata={"description": "Accepted; an end-user id for the caller's records."}
+    )
 
     @validates_schema
     def _one_max_tokens(self, data: dict, **kwargs: Any) -> None:
@@ -71,7 +73,24 @@ class ChatCompletionRequestSchema(OpenAISamplingSchema):
         load_default=None,
         metadata={"description": '"none", "auto", "required" or {"type": "function", "function": {"name"}}.'},
     )
-    parallel_tool_calls = fields.Boolean(metadata={"description": "Accepted; one call per turn is made."})
+    parallel_tool_calls = fields.Boolean(
+        allow_none=True, metadata={"description": "Accepted; one call per turn is made."}
+    )
+    store = fields.Boolean(
+        allow_none=True, metadata={"description": "Accepted, no effect: chat completions are not stored."}
+    )
+    metadata = fields.Dict(allow_none=True, metadata={"description": "Accepted, no effect (not stored)."})
+    service_tier = fields.String(allow_none=True, metadata={"description": "Accepted, no effect: one tier."})
+    prompt_cache_key = fields.String(
+        allow_none=True,
+        metadata={"description": "Accepted; the prefix cache needs no key (it matches prompts)."},
+    )
+    safety_identifier = fields.String(allow_none=True, metadata={"description": "Accepted, no effect."})
+    modalities = fields.List(
+        fields.String(validate=validate.OneOf(["text"], error="Only text output: audio is not supported.")),
+        allow_none=True,
+        metadata={"description": 'Only ["text"]; audio output is refused.'},
+    )
 
 
 class CompletionRequestSchema(OpenAISamplingSchema):
