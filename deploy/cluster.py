@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bench.processes import HOST, stop, wait_ready  # noqa: E402
 
 SITE = ROOT / "deploy" / "nginx" / "llm-inference-api.conf"
+OLLAMA_SITE = ROOT / "deploy" / "nginx" / "ollama-port.conf"
 EMBEDDED = "HuggingFaceTB/SmolLM2-135M-Instruct"
 NGINX_MAIN = """worker_processes 1;
 pid {dir}/nginx.pid;
@@ -38,6 +39,7 @@ http {{
     uwsgi_temp_path {dir}/tmp/uwsgi;
     scgi_temp_path {dir}/tmp/scgi;
     include {dir}/site.conf;
+    include {dir}/ollama-site.conf;
 }}
 """
 
@@ -64,6 +66,7 @@ def main() -> int:
         return 1
     replicas = integer("LLM_CLUSTER_REPLICAS", 2)
     listen = integer("LLM_CLUSTER_PORT", 8090)
+    ollama_port = integer("LLM_CLUSTER_OLLAMA_PORT", 0)  # 11434 for tools hard-wired to Ollama's port
     first = integer("LLM_INFERENCE_PORT", 8091)
     directory = Path(os.environ.get("LLM_CLUSTER_DIR") or tempfile.mkdtemp(prefix="llm-cluster-"))
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -106,6 +109,8 @@ def main() -> int:
             wait_ready(process, replica["port"], "/health/ready", Path(replica["log"]), 300, "a replica")
         access_log = directory / "nginx-access.log"
         (directory / "site.conf").write_text(render_site(SITE.read_text(), listen, access_log))
+        ollama_site = render_site(OLLAMA_SITE.read_text(), ollama_port, access_log) if ollama_port else ""
+        (directory / "ollama-site.conf").write_text(ollama_site)
         (directory / "llm-inference-api.upstreams").write_text(upstreams(ports))
         (directory / "nginx.conf").write_text(NGINX_MAIN.format(dir=directory))
         with (directory / "nginx.out").open("wb") as output:
@@ -118,6 +123,9 @@ def main() -> int:
         processes.append(proxy)
         wait_ready(proxy, listen, "/health/live", directory / "nginx-error.log", 30, "nginx")
         state["nginx"] = {"port": listen, "pid": proxy.pid, "access_log": str(access_log)}
+        if ollama_port:
+            wait_ready(proxy, ollama_port, "/", directory / "nginx-error.log", 30, "nginx (Ollama's port)")
+            state["nginx"]["ollama_port"] = ollama_port
         (directory / "cluster.json").write_text(json.dumps(state, indent=2))
         replica_ports = ", ".join(map(str, ports))
         print(f"cluster ready: http://{HOST}:{listen} -> replicas on {replica_ports}; logs in {directory}")

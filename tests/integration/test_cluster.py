@@ -36,6 +36,7 @@ def cluster(tmp_path_factory):
         **os.environ,
         "LLM_CLUSTER_DIR": str(directory),
         "LLM_CLUSTER_PORT": str(free_port()),
+        "LLM_CLUSTER_OLLAMA_PORT": str(free_port()),
         "LLM_INFERENCE_PORT": str(free_port()),
         "OTEL_SDK_DISABLED": "true",
         "LOG_FORMAT": "json",
@@ -71,6 +72,28 @@ def test_a_stream_passes_through_nginx_token_by_token(cluster):
         assert running_on_replicas(cluster) == 1  # the first token arrived while it still generates
         rest = list(events)
     assert rest[-1][0] == "done"
+
+
+def test_ollamas_port_maps_onto_the_replicas_ollama_api(cluster):
+    import ollama
+
+    client = ollama.Client(host=f"http://127.0.0.1:{cluster.state['nginx']['ollama_port']}")
+    try:
+        assert "HuggingFaceTB/SmolLM2-135M-Instruct" in [m.model for m in client.list().models]
+        parts = list(
+            client.chat(
+                model="HuggingFaceTB/SmolLM2-135M-Instruct",
+                messages=SHORT["messages"],
+                options={"temperature": 0, "num_predict": 8},
+                stream=True,
+            )
+        )
+        assert parts[-1].done and parts[-1].eval_count == 8
+    finally:
+        client._client.close()
+    assert requests.get(f"http://127.0.0.1:{cluster.state['nginx']['ollama_port']}/", timeout=10).text == (
+        "Ollama is running"
+    )
 
 
 def test_request_ids_link_nginx_and_the_replica_and_the_client_address_is_not_spoofed(cluster):
