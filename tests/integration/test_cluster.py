@@ -198,11 +198,13 @@ def _ready(port: int) -> bool:
 
 
 def test_the_shipped_configuration_passes_nginx_t(tmp_path):
-    from deploy.cluster import NGINX_MAIN, SITE, render_site
+    from deploy.cluster import NGINX_MAIN, OLLAMA_SITE, SITE, render_site
 
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (tmp_path / "tmp" / sub).mkdir(parents=True)
     (tmp_path / "site.conf").write_text(render_site(SITE.read_text(), free_port(), tmp_path / "access.log"))
+    ollama_site = render_site(OLLAMA_SITE.read_text(), free_port(), tmp_path / "access.log")
+    (tmp_path / "ollama-site.conf").write_text(ollama_site)  # the optional Ollama port, checked too
     shipped = SITE.parent / "llm-inference-api.upstreams"
     (tmp_path / "llm-inference-api.upstreams").write_text(shipped.read_text())
     (tmp_path / "nginx.conf").write_text(NGINX_MAIN.format(dir=tmp_path))
