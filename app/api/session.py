@@ -186,8 +186,9 @@ class GenerationSession:
                     raise self._cut_error()
                 if index == 0:
                     self._prime(self.streams[0])
-            for stream in self.streams:
-                stream.timings.queue_seconds = self.waited
+            for stream in self.streams:  # the slot's wait and the prefill gate's
+                stream.timings.queue_seconds = self.waited + stream.gate_seconds
+                self.track.gate_waited(stream.gate_seconds)
             self.track.first_token()
             return self
         except BaseException as error:

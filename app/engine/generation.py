@@ -57,6 +57,7 @@ class Stream:
         self._first_at: float | None = None
         self.tokens_seen = 0
         self._text: list[str] = []  # kept for the prefix cache's account of what the engine holds
+        self.gate_seconds = 0.0  # waited at the prefill gate before submission
 
     def next_batch(self, timeout: float | None = None) -> list[Chunk] | None:
         """The chunks that have arrived together (one write), waiting up to `timeout` seconds;
@@ -172,12 +173,14 @@ def open_stream(
     engine_request = to_engine_chat_request(request)
     replica = model.take(replica)
     gate = replica.prefill_gate
+    arrived = time.perf_counter()
     if gate is not None:  # one prompt in prefill at a time: released at its first chunk
         gate.acquire()
         if abandoned is not None and abandoned():  # nobody waits for it: never prefilled
             gate.release()
             model.give(replica)
             return None
+    gate_seconds = time.perf_counter() - arrived
     try:
         with replica.submit_lock:
             iterator = run_blocking(replica.runner.send_chat_completion_request, engine_request)
@@ -191,6 +194,7 @@ def open_stream(
     if count and replica.prefix_cache is not None:
         replica.prefix_cache.admit(request)
     stream = Stream(model, replica, iter(iterator), request, gate.release if gate is not None else None)
+    stream.gate_seconds = gate_seconds
     if prime or (gate is not None and not gevent_active()):  # in-process: nothing else frees it
         stream.prime()
     return stream

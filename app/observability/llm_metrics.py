@@ -66,6 +66,13 @@ class LlmMetrics:
             buckets=QUEUE_BUCKETS,
             registry=registry,
         )
+        self.prefill_gate_wait = Histogram(
+            "llm_prefill_gate_wait_seconds",
+            "Wait at the runner's prefill gate (one prompt in prefill at a time, CPU), after the slot",
+            ["endpoint"],
+            buckets=QUEUE_BUCKETS,
+            registry=registry,
+        )
         running = Gauge("llm_requests_running", "Generations holding a slot", registry=registry)
         running.set_function(lambda: limiter.in_use)
         waiting = Gauge("llm_requests_waiting", "Requests waiting for a slot", registry=registry)

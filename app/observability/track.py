@@ -67,6 +67,10 @@ class RequestTrack:
         self._metrics.queue_wait.labels(self.endpoint).observe(waited)
         self.span.set_attribute("llm.queue_seconds", waited)
 
+    def gate_waited(self, waited: float) -> None:
+        """Waited at the prefill gate (one prompt in prefill at a time per runner, CPU)."""
+        self._metrics.prefill_gate_wait.labels(self.endpoint).observe(waited)
+
     def slot_refused(self, waited: float) -> None:
         self._metrics.queue_wait.labels(self.endpoint).observe(waited)
 

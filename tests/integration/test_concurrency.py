@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.helpers import first_token, iter_events, read_events
+from tests.helpers import delta, first_token, iter_events, read_events, samples
 
 # at temperature 0 the embedded model answers this with a few hundred tokens: seconds of generation
 LONG_ANSWER = "Write a long, detailed essay about the history of computers."
@@ -50,6 +50,7 @@ def test_four_concurrent_streams_complete_with_their_own_tokens_while_live_answe
         return read_events(response)
 
     prober = threading.Thread(target=probe_liveness)
+    before = samples(server)
     prober.start()
     try:
         with ThreadPoolExecutor(len(PROMPTS)) as executor:
@@ -57,6 +58,10 @@ def test_four_concurrent_streams_complete_with_their_own_tokens_while_live_answe
     finally:
         stop.set()
         prober.join()
+    after = samples(server)
+    gate = "llm_prefill_gate_wait_seconds_count"
+    if requests.get(server.url + "/api/llms", timeout=5).json()["device"] == "cpu":  # one prefill at a time
+        assert delta(after, before, gate, endpoint="chat_stream") == len(PROMPTS)
 
     for want, events in zip(expected, results, strict=True):
         tokens = [data["delta"] for name, data in events if name == "token"]
