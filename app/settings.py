@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -71,8 +72,16 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `environ` (default: the process environment); raise SettingsError."""
-        env = _Reader(os.environ if environ is None else environ)
+        """Build settings from `environ` (default: the process environment, parsed once per process
+        while it is unchanged: gunicorn's config, its logger and the app share one parse); raise
+        SettingsError."""
+        if environ is None:
+            return _from_process_environment(tuple(sorted(os.environ.items())))
+        return cls._parse(environ)
+
+    @classmethod
+    def _parse(cls, environ: Mapping[str, str]) -> Settings:
+        env = _Reader(environ)
         models_raw = env.required("LLM_ALLOWED_MODELS")
         allow_any = models_raw.strip() == "*"
         models = () if allow_any else tuple(m.strip() for m in models_raw.split(",") if m.strip())
@@ -288,3 +297,8 @@ class _Reader:
         if value not in options:
             raise self._fail(name, raw, "one of " + ", ".join(options))
         return value
+
+
+@functools.lru_cache(maxsize=1)
+def _from_process_environment(items: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings._parse(dict(items))

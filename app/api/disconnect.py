@@ -32,6 +32,7 @@ class DisconnectWatch:
             raw = socket.socket(fileno=os.dup(client.fileno()))
         except OSError:
             return
+        self._raw = raw
         self._greenlet = gevent.spawn(self._watch, raw, on_disconnect)
 
     @staticmethod
@@ -52,6 +53,10 @@ class DisconnectWatch:
             on_disconnect()
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
+        greenlet, self._greenlet = self._greenlet, None
+        if greenlet is None:
+            return
+        never_ran = not greenlet and not greenlet.dead  # scheduled, not started: no finally will run
+        greenlet.kill(block=False)
+        if never_ran:
+            self._raw.close()  # a watch that ran closes its socket itself, after its wait ended
