@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from app.engine.entries import EMBEDDING
-from app.engine.offload import run_blocking
 from app.engine.pool import LoadedModel
 from app.engine.tokens import counts, vocabulary_size
 from app.engine.types import EmbeddingRequest, Embeddings, Timings, Usage
@@ -55,8 +54,7 @@ def embed(model: LoadedModel, request: EmbeddingRequest) -> Embeddings:
     engine_request = mistralrs.EmbeddingRequest(input=inputs)
     replica = model.take()
     try:
-        with replica.submit_lock:
-            vectors = run_blocking(replica.runner.send_embedding_request, engine_request)
+        vectors = replica.call(replica.runner.send_embedding_request, engine_request)
     finally:
         model.give(replica)
     elapsed = time.perf_counter() - started

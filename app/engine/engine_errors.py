@@ -7,7 +7,6 @@ import logging
 import re
 from collections.abc import Callable
 
-from app.engine.offload import run_blocking
 from app.engine.pool import LoadedModel
 from app.engine.types import GenerationRequest
 from app.errors import ApiError, BadRequestError, ChatTemplateMissingError, ContextTooLongError, EngineError
@@ -22,8 +21,7 @@ def prompt_tokens(model: LoadedModel, request: GenerationRequest) -> int:
         if request.prompt is not None
         else "".join(m.get("content", "") for m in request.messages)
     )
-    with model.submit_lock:
-        return len(run_blocking(model.runner.tokenize_text, text, True, None))
+    return len(model.replicas[0].call(model.runner.tokenize_text, text, True, None))
 
 
 def context_too_long(request: GenerationRequest, tokens: int, limit: int) -> ContextTooLongError:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.engine.catalog import ModelSource
+from app.engine.concurrency import Replica
 from app.engine.device import EngineConfig
 
 NOT_LOADED, LOADING, LOADED, FAILED = "not loaded", "loading", "loaded", "failed"
@@ -24,18 +25,6 @@ def kind_of(source: ModelSource | None) -> str | None:
     if source.format == "safetensors" and (Path(source.location) / "modules.json").is_file():
         return EMBEDDING
     return CHAT
-
-
-@dataclass
-class Replica:
-    """One runner of a model, and the lock that serialises submission to it (the runner is not
-    re-entrant). A model has LLM_MODEL_REPLICAS of them, each taking its own requests."""
-
-    runner: Any
-    submit_lock: Any = field(default_factory=lambda: threading.Lock())
-    active_streams: int = 0
-    prefill_gate: Any = None  # held from a prompt's submission to its first token (serial_prefill)
-    prefix_cache: Any = None  # app.engine.prefix_cache.PrefixCacheAccount (CPU, cache on)
 
 
 @dataclass
@@ -58,10 +47,6 @@ class LoadedModel:
         return self.replicas[0].runner
 
     @property
-    def submit_lock(self) -> Any:
-        return self.replicas[0].submit_lock
-
-    @property
     def active_streams(self) -> int:
         return sum(replica.active_streams for replica in self.replicas)
 
@@ -75,6 +60,8 @@ class LoadedModel:
     @staticmethod
     def give(replica: Replica) -> None:
         replica.active_streams -= 1
+        if replica.running <= 0:
+            replica.idle.set()
 
     def prefix_cache_state(self) -> dict | None:
         """The server's account of each runner's prefix cache, summed (None when not kept)."""

@@ -1,7 +1,7 @@
 """Streams over the engine: submission, the first chunk before any byte is sent, cancellation.
 
-Every call into the runner goes through `run_blocking` (off the gevent hub) and every submission holds
-the model's submit lock (the runner is not re-entrant). Non-streaming requests use a stream inside too,
+Every call into the runner goes through its replica (app.engine.concurrency: the submit lock, the
+prefill gate, off the gevent hub). Non-streaming requests use a stream inside too,
 so no request holds the runner for a whole generation.
 """
 
@@ -17,7 +17,7 @@ from greenlet import GreenletExit
 from app.engine import prefix_trim
 from app.engine.engine_errors import context_too_long, prompt_tokens, translate_error
 from app.engine.mapping import to_chunk, to_engine_chat_request, to_engine_completion_request, to_usage
-from app.engine.offload import gevent_active, run_blocking
+from app.engine.offload import gevent_active
 from app.engine.pool import LoadedModel, Replica
 from app.engine.pump import DirectSource, PumpedSource
 from app.engine.types import Chunk, Completion, GenerationRequest, Timings, Usage
@@ -110,7 +110,6 @@ class Stream:
             return
         usage = self.usage or Usage(0, self.tokens_seen)
         account.finished(self.request, "".join(self._text), usage.prompt_tokens + usage.completion_tokens)
-        prefix_trim.after_generation(self.model, self.replica, open_stream)
 
     def prime(self, timeout: float | None = None) -> bool:
         """Wait (up to `timeout`) for the first chunks, so that engine errors raise before any byte
@@ -149,6 +148,7 @@ class Stream:
             self._source.cancel()
             self._source = None
             self.model.give(self.replica)
+            prefix_trim.after_generation(self.model, self.replica, open_stream)
 
 
 def open_stream(
@@ -172,30 +172,25 @@ def open_stream(
     request = fit_context(model, request)
     engine_request = to_engine_chat_request(request)
     replica = model.take(replica)
-    gate = replica.prefill_gate
-    arrived = time.perf_counter()
-    if gate is not None:  # one prompt in prefill at a time: released at its first chunk
-        gate.acquire()
-        if abandoned is not None and abandoned():  # nobody waits for it: never prefilled
-            gate.release()
-            model.give(replica)
-            return None
-    gate_seconds = time.perf_counter() - arrived
+    gate_seconds = replica.enter_gate(abandoned)  # released by the engine's first answer
+    if gate_seconds is None:  # nobody waits for it: never prefilled
+        model.give(replica)
+        return None
     try:
-        with replica.submit_lock:
-            iterator = run_blocking(replica.runner.send_chat_completion_request, engine_request)
+        iterator = replica.call(replica.runner.send_chat_completion_request, engine_request)
     except BaseException as error:  # a panic at submission too
         model.give(replica)
-        if gate is not None:
-            gate.release()
+        replica.leave_gate()
         if isinstance(error, _FATAL):
             raise
         raise translate_error(error, model, request) from error
     if count and replica.prefix_cache is not None:
         replica.prefix_cache.admit(request)
-    stream = Stream(model, replica, iter(iterator), request, gate.release if gate is not None else None)
+    stream = Stream(model, replica, iter(iterator), request, replica.gate_release)
     stream.gate_seconds = gate_seconds
-    if prime or (gate is not None and not gevent_active()):  # in-process: nothing else frees it
+    if prime or (
+        replica.gate_release is not None and not gevent_active()
+    ):  # in-process: nothing else frees it
         stream.prime()
     return stream
 
@@ -234,20 +229,16 @@ def complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
     request = fit_context(model, request)
     engine_request = to_engine_completion_request(request)
     replica = model.take()
-    gate = replica.prefill_gate
-    if gate is not None:
-        gate.acquire()
-    try:
-        with replica.submit_lock:  # the call holds the runner until the generation ends
-            response = run_blocking(replica.runner.send_completion_request, engine_request)
+    replica.enter_gate()
+    try:  # the call holds the runner until the generation ends
+        response = replica.call(replica.runner.send_completion_request, engine_request)
     except _FATAL:
         raise
     except BaseException as error:
         raise translate_error(error, model, request) from error
     finally:
         model.give(replica)
-        if gate is not None:
-            gate.release()
+        replica.leave_gate()
     elapsed = time.perf_counter() - started
     choice = response.choices[0]
     usage = to_usage(response.usage) or Usage(0, 0)

@@ -2,10 +2,13 @@
 
 The trim is one engine request with two identical choices: their prompts are prefilled as one batch
 of equal length, which the engine fails on CPU (its quantized lm_head gets a non-contiguous input),
-and the engine's step-error path empties the whole prefix cache (`evict_all_caches`). It holds the
-runner's prefill gate like any prompt, so no user prompt shares that batch, and the sequences already
-decoding are not in it: they go on. Measured (bench/trim_ways.py): about 0.25 s, the GIL never held
-longer than 5 ms, no load. The other ways the engine offers are worse or impossible: a second runner
+and the engine's step-error path empties the whole prefix cache (`evict_all_caches`). That path also
+resets the model's own KV state, which corrupts any sequence decoding at that moment, so a trim runs
+only on an idle runner, holding its prefill gate: past the budget, when the last generation leaves;
+past twice the budget, new prompts wait at the gate while the running streams finish. Measured
+(bench/trim_ways.py): about 0.25 s, the GIL never held longer than 5 ms, no load.
+
+The other ways the engine offers are worse or impossible: a second runner
 loaded in the background holds the GIL for the whole load (1.2 s with the embedded model: every
 request and probe stalls), and `unload_model`/`reload_model` refuse a GGUF model ("has no loader
 configuration").
@@ -28,23 +31,39 @@ from app.engine.types import GenerationRequest, Sampling
 
 logger = logging.getLogger(__name__)
 
+HARD_FACTOR = 2  # past this many budgets, admissions pause until the runner is idle, then it trims
 _FAILED_BATCH = "not contiguous"  # the engine's refusal of the batched prefill: the cache was emptied
 _WARM = Sampling(max_tokens=1, temperature=0.0, top_p=1.0)
 
 
 def after_generation(model: Any, replica: Any, open_stream: Callable[..., Any]) -> None:
-    """Start a trim in the background when the replica's cache is over its budget."""
+    """Called when a generation has left the replica: past the budget, trim in the background once
+    the runner is idle; past twice the budget, also stop admitting prompts until it is."""
     account: PrefixCacheAccount | None = replica.prefix_cache
     if account is None or not account.over_budget or account.trimming or not account.trim_works:
         return
+    hard = account.held_bytes > HARD_FACTOR * account.budget_bytes
+    if replica.running > 0 and not hard:
+        return  # the next generation to leave an idle runner trims
     account.trimming = True
-    spawn_background(lambda: _trim_then_warm(model, replica, account, open_stream))
+    spawn_background(lambda: _trim_then_warm(model, replica, account, open_stream, hard))
 
 
-def _trim_then_warm(model: Any, replica: Any, account: PrefixCacheAccount, open_stream: Callable) -> None:
+def _trim_then_warm(
+    model: Any, replica: Any, account: PrefixCacheAccount, open_stream: Callable, hard: bool
+) -> None:
     try:
         before = account.held_bytes
-        if trim(model, replica):
+        replica.enter_gate()  # no prompt enters prefill from here: none shares the failing batch
+        try:
+            if replica.running > 0:
+                if not hard:  # a request came in meanwhile: the next idle moment trims
+                    return
+                replica.wait_idle()  # past twice the budget: the streams finish, new prompts wait
+            trimmed = trim(model, replica)
+        finally:
+            replica.leave_gate()
+        if trimmed:
             logger.info(
                 "model %s: prefix cache trimmed at about %d MB (budget %d MB, LLM_PREFIX_CACHE_MB)",
                 model.model_id,
@@ -60,7 +79,9 @@ def _trim_then_warm(model: Any, replica: Any, account: PrefixCacheAccount, open_
 
 
 def trim(model: Any, replica: Any) -> bool:
-    """Empty the replica's prefix cache in the engine; True when it did."""
+    """Empty the replica's prefix cache in the engine; True when it did. The caller holds the gate
+    and the runner is idle: the engine's step-error path also resets the model's own KV state, which
+    would corrupt a sequence decoding at the time (measured: concurrent greedy streams diverged)."""
     account: PrefixCacheAccount = replica.prefix_cache
     nonce = uuid.uuid4().hex
     request = GenerationRequest(
@@ -69,16 +90,8 @@ def trim(model: Any, replica: Any) -> bool:
         messages=({"role": "user", "content": f"cache trim {nonce}: one two three four five"},),
     )
     engine_request = to_engine_chat_request(request, n_choices=2)
-    gate = replica.prefill_gate
-    if gate is not None:
-        gate.acquire()
-    try:
-        with replica.submit_lock:
-            iterator = run_blocking(replica.runner.send_chat_completion_request, engine_request)
-        error = run_blocking(_drain, iterator)
-    finally:
-        if gate is not None:
-            gate.release()
+    iterator = replica.call(replica.runner.send_chat_completion_request, engine_request)
+    error = run_blocking(_drain, iterator)
     if error is not None and _FAILED_BATCH in error:
         account.cleared()
         account.trims += 1

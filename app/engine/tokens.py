@@ -10,7 +10,6 @@ from pathlib import Path
 
 from app.engine.engine_errors import translate_error
 from app.engine.gguf_meta import read_metadata
-from app.engine.offload import run_blocking
 from app.engine.pool import LoadedModel
 from app.engine.templates import chat_template
 from app.engine.types import GenerationRequest, Sampling
@@ -21,8 +20,7 @@ _PROBE = Sampling(max_tokens=1, temperature=0.0, top_p=1.0)
 
 def _call(model: LoadedModel, fn, *args):
     try:
-        with model.submit_lock:
-            return run_blocking(fn, *args)
+        return model.replicas[0].call(fn, *args)
     except ValueError as error:
         raise translate_error(error, model, GenerationRequest(model.model_id, _PROBE, prompt="")) from error
 

@@ -74,3 +74,23 @@ def test_hot_heads_are_the_recurring_system_prompts_with_their_tools():
     account.admit(chat(user("no system prompt")))
     (head,) = account.hot_heads()
     assert head.messages == (SYSTEM,) and head.tools == tools and head.seen == 3
+
+
+def test_a_trim_waits_for_an_idle_runner_unless_the_cache_is_past_twice_its_budget(monkeypatch):
+    from app.engine import prefix_trim
+    from app.engine.concurrency import Replica
+
+    started: list[bool] = []
+    monkeypatch.setattr(prefix_trim, "spawn_background", lambda job: started.append(True))
+    account = PrefixCacheAccount(budget_bytes=100, token_bytes=1)
+    replica = Replica(runner=None, prefix_cache=account, active_streams=1)
+    account.held_bytes = 150  # over budget, a stream still decoding
+    prefix_trim.after_generation(None, replica, open_stream=None)
+    assert not started and not account.trimming
+    replica.waiting_at_gate = 1  # the only one taken waits at the gate: nothing runs in the engine
+    prefix_trim.after_generation(None, replica, open_stream=None)
+    assert started == [True] and account.trimming
+    account.trimming, replica.waiting_at_gate = False, 0
+    account.held_bytes = 250  # past twice the budget: it trims even with a stream running
+    prefix_trim.after_generation(None, replica, open_stream=None)
+    assert started == [True, True]
