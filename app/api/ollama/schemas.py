@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from app.api.schemas import MIN_REPETITION_PENALTY, CommonSamplingSchema, StrictSchema
 
@@ -105,3 +105,10 @@ class OllamaShowSchema(StrictSchema):
     model = fields.String(load_default=None)
     name = fields.String(load_default=None, metadata={"description": "The older name of `model`."})
     verbose = fields.Boolean(load_default=False)
+
+
+class OllamaObjectSchema(Schema):
+    """An answer in Ollama's shape (documented in docs/api.md; its fields are Ollama's own)."""
+
+    class Meta:
+        unknown = INCLUDE

@@ -21,6 +21,7 @@ from app.api.ollama.schemas import (
     OllamaEmbedSchema,
     OllamaGenerateSchema,
     OllamaLegacyEmbedSchema,
+    OllamaObjectSchema,
     OllamaShowSchema,
 )
 from app.api.openai import openai_functions
@@ -32,6 +33,7 @@ blp = OllamaBlueprint("ollama", __name__, url_prefix="/ollama", description="Oll
 # The Ollama API version this shell follows (clients read it as a numeric x.y.z).
 OLLAMA_VERSION = "0.6.5"
 _STARTED = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+NDJSON = "With `stream` true (the default): NDJSON, a line per delta, the last with `done: true`"
 
 
 # -- names and models -----------------------------------------------------------------------------
@@ -145,6 +147,8 @@ def _answer(request: GenerationRequest, body: dict, chat: bool) -> Response:
 
 # -- views ----------------------------------------------------------------------------------------
 @blp.route("/", methods=["GET", "HEAD"])
+@blp.response(200, description="The text `Ollama is running`", content_type="text/plain")
+@blp.generation_errors()
 def running() -> Response:
     """Ollama's liveness answer."""
     return Response("Ollama is running", mimetype="text/plain")
@@ -152,31 +156,38 @@ def running() -> Response:
 
 @blp.route("/api/version")
 class Version(MethodView):
+    @blp.response(200, OllamaObjectSchema)
+    @blp.generation_errors()
     def get(self):
         """The Ollama API version followed (and this server's own)."""
-        return {"version": OLLAMA_VERSION, "server": __version__}
+        return jsonify({"version": OLLAMA_VERSION, "server": __version__})
 
 
 @blp.route("/api/tags")
 class Tags(MethodView):
+    @blp.response(200, OllamaObjectSchema)
+    @blp.generation_errors()
     def get(self):
         """The models this server serves, in Ollama's list shape."""
-        return {"models": [_listed(m) for m in _visible() if m.get("state") != "failed"]}
+        return jsonify({"models": [_listed(m) for m in _visible() if m.get("state") != "failed"]})
 
 
 @blp.route("/api/ps")
 class Running(MethodView):
+    @blp.response(200, OllamaObjectSchema)
+    @blp.generation_errors()
     def get(self):
         """The models in memory now."""
         loaded = [m for m in _visible() if m.get("state") == "loaded"]
-        return {
-            "models": [{**_listed(m), "expires_at": "9999-12-31T23:59:59Z", "size_vram": 0} for m in loaded]
-        }
+        models = [{**_listed(m), "expires_at": "9999-12-31T23:59:59Z", "size_vram": 0} for m in loaded]
+        return jsonify({"models": models})
 
 
 @blp.route("/api/show")
 class Show(MethodView):
     @blp.arguments(OllamaShowSchema)
+    @blp.response(200, OllamaObjectSchema)
+    @blp.generation_errors()
     def post(self, body: dict):
         """A model's details, context length, template and capabilities (loads it if needed)."""
         name = body.get("model") or body.get("name")
@@ -190,15 +201,17 @@ class Show(MethodView):
         capabilities = ["embedding"] if kind == "embedding" else ["completion", "tools"]
         settings = inference.services().settings
         parameters = f"temperature {settings.default_temperature}\ntop_p {settings.default_top_p}"
-        return {
-            "modelfile": f"FROM {described['id']}\n",
-            "parameters": parameters,
-            "template": template,
-            "details": _details(described),
-            "model_info": {"general.architecture": "llama", "llama.context_length": context},
-            "capabilities": capabilities,
-            "modified_at": _STARTED,
-        }
+        return jsonify(
+            {
+                "modelfile": f"FROM {described['id']}\n",
+                "parameters": parameters,
+                "template": template,
+                "details": _details(described),
+                "model_info": {"general.architecture": "llama", "llama.context_length": context},
+                "capabilities": capabilities,
+                "modified_at": _STARTED,
+            }
+        )
 
 
 def _template(model: Any) -> str:
@@ -213,6 +226,8 @@ def _template(model: Any) -> str:
 @blp.route("/api/chat")
 class Chat(MethodView):
     @blp.arguments(OllamaChatSchema)
+    @blp.response(200, OllamaObjectSchema)
+    @blp.alt_response(200, description=NDJSON, content_type=writer.MIMETYPE, success=True)
     @blp.generation_errors()
     def post(self, body: dict):
         """The assistant's next message; NDJSON lines unless `stream` is false."""
@@ -222,6 +237,8 @@ class Chat(MethodView):
 @blp.route("/api/generate")
 class Generate(MethodView):
     @blp.arguments(OllamaGenerateSchema)
+    @blp.response(200, OllamaObjectSchema)
+    @blp.alt_response(200, description=NDJSON, content_type=writer.MIMETYPE, success=True)
     @blp.generation_errors()
     def post(self, body: dict):
         """A completion of `prompt` (through the chat template unless `raw`); an empty prompt only
@@ -255,24 +272,28 @@ def _embed(name: str, inputs: Any, endpoint: str) -> Any:
 @blp.route("/api/embed")
 class Embed(MethodView):
     @blp.arguments(OllamaEmbedSchema)
+    @blp.response(200, OllamaObjectSchema)
     @blp.generation_errors()
     def post(self, body: dict):
         """Vectors for a string or a list of strings."""
         result = _embed(body["model"], body["input"], "ollama_embed")
-        return {
-            "model": body["model"],
-            "embeddings": result.vectors,
-            "total_duration": int(result.timings.total_seconds * 1e9),
-            "load_duration": 0,
-            "prompt_eval_count": result.usage.prompt_tokens,
-        }
+        return jsonify(
+            {
+                "model": body["model"],
+                "embeddings": result.vectors,
+                "total_duration": int(result.timings.total_seconds * 1e9),
+                "load_duration": 0,
+                "prompt_eval_count": result.usage.prompt_tokens,
+            }
+        )
 
 
 @blp.route("/api/embeddings")
 class LegacyEmbed(MethodView):
     @blp.arguments(OllamaLegacyEmbedSchema)
+    @blp.response(200, OllamaObjectSchema)
     @blp.generation_errors()
     def post(self, body: dict):
         """The older single-prompt form: one vector as `embedding`."""
         result = _embed(body["model"], body["prompt"], "ollama_embeddings")
-        return {"embedding": result.vectors[0]}
+        return jsonify({"embedding": result.vectors[0]})
