@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
     from app import api, errors
     from app.api import auth, tenancy
     from app.api.drain import Drain
-    from app.api.openai_schemas import MAX_CHOICES
+    from app.api.openai.schemas import MAX_CHOICES
     from app.api.tenancy import TokenQuotas
     from app.engine import ModelPool, SlotLimiter
     from app.engine.offload import size_threadpool

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from flask import Flask, send_from_directory
 
-from app.api import anthropic, chat, embeddings, generate, health, llms, openai, playground, responses, tokens
+from app.api import embeddings
+from app.api.anthropic import views as anthropic
 from app.api.base import Api
+from app.api.native import chat, generate, health, llms, playground, tokens
 from app.api.ollama import views as ollama
+from app.api.openai import chat as openai
+from app.api.openai import responses
 from app.settings import Settings
 
 SWAGGER_ASSETS = "/swagger-ui/assets/"

@@ -9,7 +9,7 @@ from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import Schema
 
-from app.api.anthropic_schemas import AnthropicErrorSchema
+from app.api.anthropic.schemas import AnthropicErrorSchema
 from app.api.json_body import StrictJsonParser
 from app.api.schemas import ErrorSchema, OllamaErrorSchema, OpenAIErrorSchema
 from app.errors import ANTHROPIC, NATIVE, OLLAMA, OPENAI, Family

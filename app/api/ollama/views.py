@@ -24,7 +24,7 @@ from app.api.ollama.schemas import (
     OllamaObjectSchema,
     OllamaShowSchema,
 )
-from app.api.openai import openai_functions
+from app.api.openai.chat import openai_functions
 from app.engine import GenerationRequest
 from app.engine.types import EmbeddingRequest
 from app.errors import ModelNotFoundError

@@ -15,10 +15,10 @@ from flask.views import MethodView
 from app.api import inference
 from app.api.base import OpenAIBlueprint
 from app.api.functions import Choice, Function, call_message, invalid, plan
-from app.api.openai import format_grammar
-from app.api.openai_responses import replay
-from app.api.openai_schemas import ResponseObjectSchema, ResponsesRequestSchema
-from app.api.responses_events import ResponseWriter
+from app.api.openai.chat import format_grammar
+from app.api.openai.responses_events import ResponseWriter
+from app.api.openai.schemas import ResponseObjectSchema, ResponsesRequestSchema
+from app.api.openai.writers import replay
 from app.api.schemas import StreamEventSchema
 from app.engine import GenerationRequest, Grammar
 from app.errors import BadRequestError

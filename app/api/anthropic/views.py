@@ -10,8 +10,8 @@ from flask import jsonify
 from flask.views import MethodView
 
 from app.api import inference
-from app.api.anthropic_events import MessageWriter
-from app.api.anthropic_schemas import (
+from app.api.anthropic.events import MessageWriter
+from app.api.anthropic.schemas import (
     CountTokensRequestSchema,
     MessageObjectSchema,
     MessagesRequestSchema,
@@ -19,7 +19,7 @@ from app.api.anthropic_schemas import (
 )
 from app.api.base import AnthropicBlueprint
 from app.api.functions import Choice, Function, ToolPlan, call_message, invalid, plan
-from app.api.openai_responses import replay
+from app.api.openai.writers import replay
 from app.api.schemas import StreamEventSchema
 from app.engine import GenerationRequest, tokens
 

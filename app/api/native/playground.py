@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flask import Blueprint, send_from_directory
 
-ASSETS = Path(__file__).resolve().parent.parent / "playground"
+ASSETS = Path(__file__).resolve().parents[2] / "playground"  # app/playground/
 
 blp = Blueprint("playground", __name__)
 

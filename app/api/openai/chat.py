@@ -12,14 +12,14 @@ from flask.views import MethodView
 from app.api import inference
 from app.api.base import OpenAIBlueprint
 from app.api.functions import Choice, Function, call_message, closed_objects, invalid, plan
-from app.api.openai_responses import ChatEncoder, ChunkWriter, chat_choice, replay, response_object
-from app.api.openai_schemas import (
+from app.api.openai.schemas import (
     ChatCompletionRequestSchema,
     CompletionRequestSchema,
     ModelListSchema,
     ModelObjectSchema,
     OpenAIResponseSchema,
 )
+from app.api.openai.writers import ChatEncoder, ChunkWriter, chat_choice, replay, response_object
 from app.api.schemas import OpenAIErrorSchema, StreamEventSchema
 from app.engine import GenerationRequest, Grammar
 from app.errors import ModelNotFoundError
