@@ -12,7 +12,7 @@ from marshmallow import Schema
 from app.api.anthropic.schemas import AnthropicErrorSchema
 from app.api.json_body import StrictJsonParser
 from app.api.schemas import ErrorSchema, OllamaErrorSchema, OpenAIErrorSchema
-from app.errors import ANTHROPIC, NATIVE, OLLAMA, OPENAI, Family
+from app.error_shapes import ANTHROPIC, NATIVE, OLLAMA, OPENAI, Family
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON (bad UTF-8, NaN, nested too deep, a lone surrogate), prompt longer than the "

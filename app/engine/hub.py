@@ -7,15 +7,44 @@ place. huggingface_hub does the HTTP, the cache layout (blobs, snapshots, refs) 
 from __future__ import annotations
 
 import fnmatch
+import logging
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from app.engine.catalog import gguf_models, hf_cache_root
+from app.engine import catalog
+from app.engine.catalog import ModelSource, gguf_models, hf_cache_root
+from app.engine.offload import run_blocking
 from app.errors import ApiError, ModelNotFoundError, ModelNotReadyError
 from app.settings import Settings
 
 # What a safetensors model needs besides its weights; GGUF files carry everything themselves.
 SAFETENSORS_FILES = ("*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt")
 CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 60.0  # a stalled hub or mirror fails instead of hanging a load
+logger = logging.getLogger(__name__)
+
+
+def locate(entry: Any, settings: Settings) -> ModelSource:
+    """Resolve a pool entry's model; a model only the hub has is downloaded into the cache first
+    (the entry shows the hub source meanwhile)."""
+    source = catalog.resolve(entry.model_id, settings)
+    if source.origin != "hub":
+        return source
+    entry.source = source
+    where = settings.hf_endpoint or "the public hub"
+    logger.info("model %s: downloading %s from %s", entry.model_id, source.location, where)
+    snapshot, files = run_blocking(
+        partial(
+            download, source.location, settings, revision=source.revision or "main", files=source.filenames
+        )
+    )
+    found = catalog.source_in(entry.model_id, snapshot, files, "hub", snapshot.name)
+    if found is None:
+        raise ModelNotFoundError(
+            f"Model '{entry.model_id}': the download of {source.location} holds no model",
+            details={"model": entry.model_id},
+        )
+    return found
 
 
 def download(

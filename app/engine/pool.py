@@ -8,12 +8,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from greenlet import GreenletExit
 
-from app.engine import catalog, hub, memory, prefix_cache
+from app.engine import hub, memory, prefix_cache
 from app.engine.catalog import ModelSource
 from app.engine.device import EngineConfig, choose_config, detect_device
 from app.engine.entries import (
@@ -112,7 +111,7 @@ class ModelPool:
         on the entry)."""
         entry.state, entry.error, entry.failure = LOADING, None, None
         try:
-            entry.source = self._locate(entry)
+            entry.source = hub.locate(entry, self.settings)
             return choose_config(
                 self.settings,
                 entry.source,
@@ -194,34 +193,6 @@ class ModelPool:
         entry.state, entry.error = FAILED, _one_line(error)
         entry.failure = error if isinstance(error, Exception) else RuntimeError(entry.error)
         logger.error("model %s failed to load: %s", entry.model_id, entry.error)
-
-    def _locate(self, entry: ModelEntry) -> ModelSource:
-        """Resolve the model; a model only the hub has is downloaded into the cache first."""
-        source = catalog.resolve(entry.model_id, self.settings)
-        if source.origin != "hub":
-            return source
-        entry.source = source
-        logger.info("model %s: downloading %s from %s", entry.model_id, source.location, self._hub_name)
-        snapshot, files = run_blocking(
-            partial(
-                hub.download,
-                source.location,
-                self.settings,
-                revision=source.revision or "main",
-                files=source.filenames,
-            )
-        )
-        found = catalog.source_in(entry.model_id, snapshot, files, "hub", snapshot.name)
-        if found is None:
-            raise ModelNotFoundError(
-                f"Model '{entry.model_id}': the download of {source.location} holds no model",
-                details={"model": entry.model_id},
-            )
-        return found
-
-    @property
-    def _hub_name(self) -> str:
-        return self.settings.hf_endpoint or "the public hub"
 
     def _make_room(self, entry: ModelEntry) -> None:
         """Unload least recently used idle models until `entry` fits under LLM_MAX_LOADED_MODELS."""

@@ -13,7 +13,8 @@ from app.api import sse
 from app.api.functions import arguments_object
 from app.api.turn_writer import TurnWriter
 from app.engine import ToolCall, Usage
-from app.errors import ApiError, anthropic_envelope
+from app.error_shapes import anthropic_envelope
+from app.errors import ApiError
 
 # The engine's finish as Anthropic's stop_reason ("stop" is end_turn or stop_sequence, below).
 STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use", "timeout": "timeout"}

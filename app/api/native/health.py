@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from app.api.base import Blueprint
 from app.api.inference import services
-from app.api.schemas import HealthSchema
+from app.api.native.model_schemas import HealthSchema
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Probes")
 

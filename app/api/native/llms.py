@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from app.api.base import Blueprint
 from app.api.inference import services, visible_models
-from app.api.schemas import LlmsResponseSchema
+from app.api.native.model_schemas import LlmsResponseSchema
 
 blp = Blueprint("llms", __name__, url_prefix="/api", description="Models")
 

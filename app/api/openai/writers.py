@@ -13,7 +13,8 @@ from app.api import sse
 from app.api.functions import calls_of
 from app.api.session import combine
 from app.engine import Chunk, Completion, Stream, TokenLogprob, ToolCall
-from app.errors import ApiError, openai_envelope
+from app.error_shapes import openai_envelope
+from app.errors import ApiError
 
 
 def logprobs_object(entries: tuple[TokenLogprob, ...]) -> dict:
