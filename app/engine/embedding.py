@@ -15,7 +15,7 @@ def wrong_kind(model: LoadedModel, embedding_models: list[str]) -> BadRequestErr
     """A request for the other kind of model: which endpoint or models fit."""
     if model.kind == EMBEDDING:
         return BadRequestError(
-            f"The model '{model.model_id}' is an embedding model: use POST /v1/embeddings or /api/embed",
+            f"The model '{model.model_id}' is an embedding model: it makes embeddings, not text",
             details={"model": model.model_id, "kind": EMBEDDING},
         )
     can = ", ".join(embedding_models) or "none is configured (LLM_ALLOWED_MODELS, the catalog)"

@@ -39,8 +39,8 @@ def _context_too_long(match: re.Match, model: LoadedModel, request: GenerationRe
 
 def _no_chat_template(match: re.Match, model: LoadedModel, request: GenerationRequest) -> ApiError:
     return ChatTemplateMissingError(
-        f"Model '{model.model_id}' has no chat template, so it cannot chat; use /api/generate "
-        "with raw=true, or give the model a chat template",
+        f"Model '{model.model_id}' has no chat template, so it cannot take messages; send a raw "
+        "prompt, or give the model a chat template (chat_template in the catalog)",
         details={"model": model.model_id},
     )
 

@@ -165,8 +165,8 @@ def open_stream(
     turned true while the request waited at the prefill gate: it is never submitted."""
     if request.raw:
         raise BadRequestError(
-            "raw: streaming is not available with raw=true (the engine has no streaming raw "
-            "completion); use POST /api/generate for raw prompts",
+            "raw: a raw prompt cannot be streamed (the engine completes a raw prompt in one call); "
+            "send it without streaming",
             details={"field": "raw"},
         )
     request = fit_context(model, request)
