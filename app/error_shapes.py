@@ -69,6 +69,7 @@ class Family:
     name: str
     envelope: Callable[[int, str, str, dict[str, Any] | None], dict]
     invalid_status: int = 422  # Anthropic's API answers every invalid request 400
+    embed_route: str = "POST /api/embed"  # where this family's clients get embeddings
 
     def shape(
         self, status: int, code: str, message: str, details: dict[str, Any] | None = None
@@ -84,9 +85,9 @@ def ollama_envelope(status: int, code: str, message: str, details: dict[str, Any
 
 
 NATIVE = Family("native", envelope)
-OPENAI = Family("openai", openai_envelope)
-ANTHROPIC = Family("anthropic", anthropic_envelope, invalid_status=400)
-OLLAMA = Family("ollama", ollama_envelope, invalid_status=400)
+OPENAI = Family("openai", openai_envelope, embed_route="POST /v1/embeddings")
+ANTHROPIC = Family("anthropic", anthropic_envelope, invalid_status=400, embed_route="POST /v1/embeddings")
+OLLAMA = Family("ollama", ollama_envelope, invalid_status=400, embed_route="POST /ollama/api/embed")
 
 
 def current_family() -> Family:

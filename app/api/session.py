@@ -33,6 +33,7 @@ from app.engine.embedding import embed, wrong_kind
 from app.engine.engine_errors import GENERIC_FAILURE, is_engine_failure
 from app.engine.entries import EMBEDDING
 from app.engine.types import EmbeddingRequest
+from app.error_shapes import current_family
 from app.errors import (
     ApiError,
     ClientClosedRequestError,
@@ -158,7 +159,8 @@ class GenerationSession:
             self._model = self._llm.pool.acquire(self.requests[0].model)
             embedding = isinstance(self.requests[0], EmbeddingRequest)
             if (self._model.kind == EMBEDDING) != embedding:
-                raise wrong_kind(self._model, self._llm.pool.embedding_models())
+                route = current_family().embed_route  # the API words where its clients embed
+                raise wrong_kind(self._model, self._llm.pool.embedding_models(), route)
             self._take_slot()
             if embedding:
                 self.results = [embed(self._model, self.requests[0])]

@@ -11,11 +11,13 @@ from app.engine.types import EmbeddingRequest, Embeddings, Timings, Usage
 from app.errors import BadRequestError, ContextTooLongError
 
 
-def wrong_kind(model: LoadedModel, embedding_models: list[str]) -> BadRequestError:
-    """A request for the other kind of model: which endpoint or models fit."""
+def wrong_kind(model: LoadedModel, embedding_models: list[str], embed_route: str = "") -> BadRequestError:
+    """A request for the other kind of model: which models fit (and, given by the API, where its
+    clients get embeddings)."""
     if model.kind == EMBEDDING:
+        where = f"; use {embed_route}" if embed_route else ""
         return BadRequestError(
-            f"The model '{model.model_id}' is an embedding model: it makes embeddings, not text",
+            f"The model '{model.model_id}' is an embedding model: it makes embeddings, not text{where}",
             details={"model": model.model_id, "kind": EMBEDDING},
         )
     can = ", ".join(embedding_models) or "none is configured (LLM_ALLOWED_MODELS, the catalog)"

@@ -80,7 +80,13 @@ def test_an_embedding_model_refuses_chat(apis_server):
     answer = post(
         apis_server, "/api/chat", {"model": EMBEDDING_MODEL, "messages": [{"role": "user", "content": "x"}]}
     )
-    assert answer.status_code == 400 and "/v1/embeddings" in answer.json()["error"]["message"]
+    assert answer.status_code == 400 and "POST /api/embed" in answer.json()["error"]["message"]
+    openai = post(
+        apis_server,
+        "/v1/chat/completions",
+        {"model": EMBEDDING_MODEL, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert openai.status_code == 400 and "/v1/embeddings" in openai.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
