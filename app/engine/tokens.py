@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from greenlet import GreenletExit
+
 from app.engine.engine_errors import translate_error
 from app.engine.gguf_meta import read_metadata
 from app.engine.pool import LoadedModel
@@ -16,12 +18,15 @@ from app.engine.types import GenerationRequest, Sampling
 from app.errors import UnprocessableError
 
 _PROBE = Sampling(max_tokens=1, temperature=0.0, top_p=1.0)
+_FATAL = (GreenletExit, KeyboardInterrupt, SystemExit)
 
 
 def _call(model: LoadedModel, fn, *args):
     try:
         return model.replicas[0].call(fn, *args)
-    except ValueError as error:
+    except _FATAL:
+        raise
+    except BaseException as error:  # a panic (pyo3's PanicException) too: the engine's failure, worded
         raise translate_error(error, model, GenerationRequest(model.model_id, _PROBE, prompt="")) from error
 
 

@@ -220,3 +220,24 @@ def test_each_api_family_shapes_its_errors_from_the_blueprint_not_the_url(client
     assert invalid.status_code == 400 and invalid.json["type"] == "error"
     native = client.post("/api/chat", json={"messages": "nope"})
     assert native.status_code == 422 and native.json["error"]["status"] == 422
+
+
+def test_a_busy_engine_is_503_with_retry_after(make_app):
+    runner = FakeRunner(error=RuntimeError("Already borrowed"), error_at="submit")
+    answer = make_app(runner).test_client().post("/api/generate", json=GOOD)
+    body = error_of(answer, 503, "engine_error")
+    assert answer.headers["Retry-After"] == "1" and "busy" in body["message"]
+
+
+class PanicException(BaseException):
+    """Named as pyo3's panic is: the engine's failure, never a bug of ours."""
+
+
+def test_a_panic_while_counting_tokens_is_the_engines_failure_not_a_generic_one(make_app):
+    class Panicking(FakeRunner):
+        def tokenize_text(self, text, add_special_tokens, enable_thinking):
+            raise PanicException("index out of bounds")
+
+    client = make_app(Panicking()).test_client()
+    body = error_of(client.post("/api/tokenize", json={"text": "hi"}), 500, "engine_error")
+    assert body["message"] == "The engine failed: index out of bounds"
