@@ -92,7 +92,8 @@ class EmbeddingListSchema(Schema):
     usage = fields.Dict()
 
 
-def _embed(body: dict, endpoint: str) -> Embeddings:
+def embed_body(body: dict, endpoint: str) -> Embeddings:
+    """One session for a validated body's `input` (and `model`, else the first embedding model)."""
     model = inference.requested_model(body.get("model"), inference.first_embedding_model)
     request = EmbeddingRequest(model=model, inputs=body["input"])
     with inference.session([request], endpoint, body).open() as generation:
@@ -110,7 +111,7 @@ class Embed(MethodView):
     @blp.generation_errors()
     def post(self, body: dict):
         """Vectors for one or more inputs, L2-normalised as the model's pooling makes them."""
-        result = _embed(body, "embed")
+        result = embed_body(body, "embed")
         return {
             "model": result.model,
             "embeddings": result.vectors,
@@ -137,7 +138,7 @@ class OpenAIEmbeddings(MethodView):
                 "dimensions: not supported; the model's vectors have their own fixed size",
                 details={"fields": {"dimensions": ["Not supported."]}},
             )
-        result = _embed(body, "v1_embeddings")
+        result = embed_body(body, "v1_embeddings")
         data = [
             {"object": "embedding", "index": i, "embedding": _encoded(v, body["encoding_format"])}
             for i, v in enumerate(result.vectors)

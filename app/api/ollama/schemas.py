@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from app.api.embeddings import InputField
 from app.api.schemas import MIN_REPETITION_PENALTY, CommonSamplingSchema, StrictSchema
 
 OLLAMA_ROLES = ("system", "user", "assistant", "tool")
@@ -87,7 +88,7 @@ class OllamaGenerateSchema(_Common):
 
 class OllamaEmbedSchema(StrictSchema):
     model = fields.String(required=True, validate=validate.Length(min=1))
-    input = fields.Raw(required=True, metadata={"description": "A string or a list of strings."})
+    input = InputField(required=True, metadata={"description": "A string or a list of strings."})
     truncate = fields.Boolean(load_default=True)
     options = fields.Dict(load_default=dict)
     keep_alive = fields.Raw(load_default=None)
@@ -96,7 +97,7 @@ class OllamaEmbedSchema(StrictSchema):
 
 class OllamaLegacyEmbedSchema(StrictSchema):
     model = fields.String(required=True, validate=validate.Length(min=1))
-    prompt = fields.String(required=True)
+    prompt = fields.String(required=True, validate=validate.Length(min=1))
     options = fields.Dict(load_default=dict)
     keep_alive = fields.Raw(load_default=None)
 

@@ -13,7 +13,7 @@ from flask.views import MethodView
 from app import __version__
 from app.api import inference
 from app.api.base import OllamaBlueprint
-from app.api.embeddings import InputField
+from app.api.embeddings import embed_body
 from app.api.functions import call_message, invalid, plan
 from app.api.ollama import writer
 from app.api.ollama.schemas import (
@@ -26,7 +26,6 @@ from app.api.ollama.schemas import (
 )
 from app.api.openai.chat import openai_functions
 from app.engine import GenerationRequest
-from app.engine.types import EmbeddingRequest
 from app.errors import ModelNotFoundError
 
 blp = OllamaBlueprint("ollama", __name__, url_prefix="/ollama", description="Ollama API")
@@ -258,17 +257,6 @@ class Generate(MethodView):
         return _answer(generate_request(body), body, chat=False)
 
 
-def _embed(name: str, inputs: Any, endpoint: str) -> Any:
-    try:
-        loaded = InputField()._deserialize(inputs, "input", {})
-    except Exception as error:  # marshmallow's message, in Ollama's shape
-        raise invalid("input", str(error)) from None
-    model = inference.requested_model(model_name(name), inference.first_embedding_model)
-    request = EmbeddingRequest(model=model, inputs=loaded)
-    with inference.session([request], endpoint, {}).open() as generation:
-        return generation.results[0]
-
-
 @blp.route("/api/embed")
 class Embed(MethodView):
     @blp.arguments(OllamaEmbedSchema)
@@ -276,7 +264,7 @@ class Embed(MethodView):
     @blp.generation_errors()
     def post(self, body: dict):
         """Vectors for a string or a list of strings."""
-        result = _embed(body["model"], body["input"], "ollama_embed")
+        result = embed_body({**body, "model": model_name(body["model"])}, "ollama_embed")
         return jsonify(
             {
                 "model": body["model"],
@@ -295,5 +283,7 @@ class LegacyEmbed(MethodView):
     @blp.generation_errors()
     def post(self, body: dict):
         """The older single-prompt form: one vector as `embedding`."""
-        result = _embed(body["model"], body["prompt"], "ollama_embeddings")
+        result = embed_body(
+            {"model": model_name(body["model"]), "input": (body["prompt"],)}, "ollama_embeddings"
+        )
         return jsonify({"embedding": result.vectors[0]})
