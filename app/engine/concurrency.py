@@ -27,9 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from greenlet import GreenletExit
+
 from app.engine.offload import run_blocking
 
 T = TypeVar("T")
+# A closed generator, a killed greenlet, an exiting process: never an engine failure, always re-raised.
+NOT_FAILURES = (GeneratorExit, GreenletExit, KeyboardInterrupt, SystemExit)
 
 
 @dataclass

@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from greenlet import GreenletExit
-
 from app.engine import prefix_trim
+from app.engine.concurrency import NOT_FAILURES
 from app.engine.engine_errors import context_too_long, prompt_tokens, translate_error
 from app.engine.mapping import to_chunk, to_engine_chat_request, to_engine_completion_request, to_usage
 from app.engine.offload import gevent_active
@@ -24,7 +23,7 @@ from app.engine.types import Chunk, Completion, GenerationRequest, Timings, Usag
 from app.errors import BadRequestError
 
 # a closed generator, a killed greenlet, an exiting process: never an engine failure
-_FATAL = (GeneratorExit, GreenletExit, KeyboardInterrupt, SystemExit)
+_FATAL = NOT_FAILURES
 
 
 # -- streams --------------------------------------------------------------------------------------

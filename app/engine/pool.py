@@ -10,10 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from greenlet import GreenletExit
-
 from app.engine import hub, memory, prefix_cache
 from app.engine.catalog import ModelSource
+from app.engine.concurrency import NOT_FAILURES
 from app.engine.device import EngineConfig, choose_config, detect_device
 from app.engine.entries import (
     CHAT,
@@ -33,7 +32,7 @@ from app.settings import EMBEDDED_MODEL_ID, Settings
 
 logger = logging.getLogger(__name__)
 
-_FATAL = (GreenletExit, SystemExit, KeyboardInterrupt)  # never recorded as a load failure
+_FATAL = NOT_FAILURES  # never recorded as a load failure
 
 RunnerFactory = Callable[[ModelSource, EngineConfig], Any]
 __all__ = ["LoadedModel", "ModelEntry", "ModelPool", "Replica"]

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from greenlet import GreenletExit
-
+from app.engine.concurrency import NOT_FAILURES
 from app.engine.engine_errors import translate_error
 from app.engine.gguf_meta import read_metadata
 from app.engine.pool import LoadedModel
@@ -18,7 +17,7 @@ from app.engine.types import GenerationRequest, Sampling
 from app.errors import UnprocessableError
 
 _PROBE = Sampling(max_tokens=1, temperature=0.0, top_p=1.0)
-_FATAL = (GreenletExit, KeyboardInterrupt, SystemExit)
+_FATAL = NOT_FAILURES
 
 
 def _call(model: LoadedModel, fn, *args):
