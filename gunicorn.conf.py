@@ -11,6 +11,14 @@ except SettingsError as error:
     sys.stderr.write(f"configuration error: {error}\n")
     sys.exit(2)
 
+try:  # the store opens (and its schema migrates) here once, before any worker starts
+    from app.store.db import prepare
+
+    prepare(_settings.store).dispose()
+except SettingsError as error:
+    sys.stderr.write(f"configuration error: {error}\n")
+    sys.exit(2)
+
 bind = _settings.bind
 workers = 1  # the worker holds the models; scale out with more replicas
 worker_class = "app.worker.InferenceWorker"  # gevent, plus the drain and JSON errors
@@ -37,4 +45,6 @@ def post_worker_init(worker):
     from app.observability import engine_logs
 
     engine_logs.capture()
-    worker.wsgi.extensions["llm"].pool.start()
+    services = worker.wsgi.extensions["llm"]
+    services.pool.start()
+    services.store.work.start(worker.wsgi)  # background responses and batch items

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from app.engine import ModelPool, SlotLimiter
     from app.observability.llm_metrics import LlmMetrics
     from app.settings import Settings
+    from app.store.service import Store
 
 __version__ = "1.0.0"
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
@@ -29,6 +30,7 @@ class LlmServices:
     sessions: set  # generations in flight (GenerationSession), for the drain
     drain: Drain
     quotas: TokenQuotas
+    store: Store
 
 
 def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
     from app.observability import logging as log_setup
     from app.observability import metrics, request_id, tracing
     from app.settings import Settings
+    from app.store.service import Store
 
     settings = settings or Settings.from_env()
     log_setup.configure(settings)
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
         sessions,
         Drain(settings.drain_seconds, sessions),
         TokenQuotas(settings.rate_window_seconds),
+        Store.open(settings.store, settings.max_concurrent_requests),
     )
     tenancy.init_app(app, app.extensions["llm"].quotas)
     if settings.trusted_proxies:

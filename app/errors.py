@@ -103,6 +103,32 @@ class DeadlineExceededError(ApiError):
     code = "deadline_exceeded"
 
 
+class NotFoundError(ApiError):
+    """A stored object that does not exist, or belongs to another API key (never told apart)."""
+
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(ApiError):
+    """The object's state does not allow the operation (cancel a finished batch, ...)."""
+
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLargeError(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
+class StorageError(ApiError):
+    """The store could not take the change (disk full, database unreachable): nothing was written."""
+
+    status = 503
+    code = "storage_unavailable"
+
+
 class ClientClosedRequestError(ApiError):
     """The client left; nobody reads this answer (499, as nginx logs it)."""
 

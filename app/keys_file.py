@@ -9,6 +9,7 @@ max_concurrent = 2
 tokens_per_minute = 20000
 tokens_per_day = 1000000
 max_tokens_limit = 1024
+priority = 1                    # its waiting requests go before those of lower priority (default 0)
 ```
 
 Only digests are kept: a key is compared by its SHA-256 digest, in constant time. A key's name, never
@@ -48,6 +49,7 @@ class ApiKey:
     tokens_per_minute: int | None = None
     tokens_per_day: int | None = None
     max_tokens_limit: int | None = None
+    priority: int = 0
 
 
 def digest(key: str) -> bytes:
@@ -74,6 +76,7 @@ class _KeySchema(Schema):
     tokens_per_minute = fields.Integer(strict=True, validate=validate.Range(min=1))
     tokens_per_day = fields.Integer(strict=True, validate=validate.Range(min=1))
     max_tokens_limit = fields.Integer(strict=True, validate=validate.Range(min=1))
+    priority = fields.Integer(strict=True, validate=validate.Range(min=-100, max=100))
 
 
 def _key_digest(where: str, value: str) -> bytes:
@@ -114,6 +117,7 @@ def _entry(path: Path, name: str, body: Any) -> ApiKey:
         tokens_per_minute=data.get("tokens_per_minute"),
         tokens_per_day=data.get("tokens_per_day"),
         max_tokens_limit=data.get("max_tokens_limit"),
+        priority=data.get("priority", 0),
     )
 
 

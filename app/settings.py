@@ -10,16 +10,13 @@ from pathlib import Path
 
 from app.catalog_file import CatalogEntry, CatalogError
 from app.catalog_file import load as load_catalog
+from app.env_reader import Reader, SettingsError
 from app.keys_file import ApiKey, KeysError
 from app.keys_file import from_list as keys_from_list
 from app.keys_file import load as load_keys
-from app.proxies import parse_networks
+from app.store.settings import StoreSettings, store_settings
 
 EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-
-
-class SettingsError(ValueError):
-    """A variable has a value the service cannot start with; the message is one line naming it."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +66,7 @@ class Settings:
     ssl_enabled: bool = False
     tls_cert_path: Path | None = None
     tls_key_path: Path | None = None
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,7 +79,7 @@ class Settings:
 
     @classmethod
     def _parse(cls, environ: Mapping[str, str]) -> Settings:
-        env = _Reader(environ)
+        env = Reader(environ)
         models_raw = env.required("LLM_ALLOWED_MODELS")
         allow_any = models_raw.strip() == "*"
         models = () if allow_any else tuple(m.strip() for m in models_raw.split(",") if m.strip())
@@ -162,6 +160,7 @@ class Settings:
             ssl_enabled=env.boolean("SERVER_SSL_ENABLED", False),
             tls_cert_path=env.path("TLS_SERVER_CERT_PATH"),
             tls_key_path=env.path("TLS_SERVER_KEY_PATH"),
+            store=store_settings(env, env.integer("LLM_INFERENCE_PORT", cls.port, 1, 65535)),
         )
         settings._check_consistency()
         return settings
@@ -195,7 +194,7 @@ class Settings:
         return f"{host}:{self.port}"
 
 
-def _api_keys(env: _Reader) -> dict[str, ApiKey]:
+def _api_keys(env: Reader) -> dict[str, ApiKey]:
     """The keys of LLM_API_KEYS or LLM_API_KEYS_FILE (not both); none: the server is open."""
     listed, path = env.optional("LLM_API_KEYS"), env.path("LLM_API_KEYS_FILE")
     if listed and path:
@@ -207,96 +206,6 @@ def _api_keys(env: _Reader) -> dict[str, ApiKey]:
     except KeysError as error:
         name = "LLM_API_KEYS_FILE: " if path is not None else ""
         raise SettingsError(f"{name}{error}") from None
-
-
-class _Reader:
-    """Parses one variable at a time and raises SettingsError naming variable, value and rule."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._env = environ
-
-    def optional(self, name: str) -> str | None:
-        value = self._env.get(name, "").strip()
-        return value or None
-
-    def required(self, name: str) -> str:
-        value = self.optional(name)
-        if value is None:
-            raise SettingsError(
-                f"{name} is unset: required (allowed: a comma-separated list of model ids, or '*')"
-            )
-        return value
-
-    def text(self, name: str, default: str) -> str:
-        return self.optional(name) or default
-
-    def csv(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        return tuple(p.strip() for p in raw.split(",") if p.strip()) or default
-
-    def networks(self, name: str) -> tuple:
-        raw = self.optional(name)
-        if raw is None:
-            return ()
-        try:
-            return parse_networks(p for p in raw.split(",") if p.strip())
-        except ValueError as error:
-            raise self._fail(name, raw, f"comma-separated IP addresses or networks ({error})") from None
-
-    def path(self, name: str) -> Path | None:
-        raw = self.optional(name)
-        return Path(raw).expanduser() if raw else None
-
-    def _fail(self, name: str, raw: str, allowed: str) -> SettingsError:
-        return SettingsError(f"{name}={raw!r} is invalid: allowed is {allowed}")
-
-    def integer(self, name: str, default: int | None, low: int, high: int | None = None) -> int | None:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-        try:
-            value = int(raw)
-        except ValueError:
-            raise self._fail(name, raw, allowed) from None
-        if value < low or (high is not None and value > high):
-            raise self._fail(name, raw, allowed)
-        return value
-
-    def number(self, name: str, default: float, low: float, high: float) -> float:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        allowed = f"a number from {low:g} to {high:g}"
-        try:
-            value = float(raw)
-        except ValueError:
-            raise self._fail(name, raw, allowed) from None
-        if not low <= value <= high:
-            raise self._fail(name, raw, allowed)
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        lowered = raw.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise self._fail(name, raw, "true or false")
-
-    def choice(self, name: str, default: str, options: tuple[str, ...], *, upper: bool = False) -> str:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        value = raw.upper() if upper else raw.lower()
-        if value not in options:
-            raise self._fail(name, raw, "one of " + ", ".join(options))
-        return value
 
 
 @functools.lru_cache(maxsize=1)

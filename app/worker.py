@@ -50,3 +50,4 @@ class InferenceWorker(GeventWorker):
         services = getattr(self.wsgi, "extensions", {}).get("llm") if self.wsgi else None
         if services is not None:
             services.drain.begin()
+            services.store.work.drain()

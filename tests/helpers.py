@@ -106,6 +106,7 @@ def server_env(tmp: Path, **overrides: str) -> dict[str, str]:
         LLM_INFERENCE_HOSTNAME="127.0.0.1",
         LLM_INFERENCE_PORT=str(free_port()),
         LOG_FORMAT="pretty",
+        LLM_DATA_DIR=str(tmp / "data"),
         HF_HOME=str(tmp / "hf"),
         HF_HUB_OFFLINE="1",
         NO_COLOR="1",

@@ -9,8 +9,8 @@ from app.api.anthropic import views as anthropic
 from app.api.base import Api
 from app.api.native import chat, generate, health, llms, playground, tokens
 from app.api.ollama import views as ollama
+from app.api.openai import batches, files, responses, responses_stored
 from app.api.openai import chat as openai
-from app.api.openai import responses
 from app.settings import Settings
 
 SWAGGER_ASSETS = "/swagger-ui/assets/"
@@ -43,7 +43,20 @@ def init_app(app: Flask, settings: Settings) -> Api:
     if settings.api_keys:
         for name, scheme in SECURITY_SCHEMES.items():
             api.spec.components.security_scheme(name, scheme)
-    for module in (health, llms, generate, chat, openai, responses, anthropic, tokens):
+    modules = (
+        health,
+        llms,
+        generate,
+        chat,
+        openai,
+        responses,
+        responses_stored,
+        files,
+        batches,
+        anthropic,
+        tokens,
+    )
+    for module in modules:
         api.register_blueprint(module.blp)
     api.register_blueprint(embeddings.blp)
     api.register_blueprint(embeddings.v1)
@@ -53,5 +66,6 @@ def init_app(app: Flask, settings: Settings) -> Api:
     def swagger_assets(filename: str):
         return send_from_directory(str(swagger_ui_path), filename)
 
+    app.before_request(files.before_upload)
     app.register_blueprint(playground.blp)  # the web page at /: plain Flask, outside the OpenAPI document
     return api

@@ -56,6 +56,10 @@ def init_app(app: Flask, settings: Settings) -> None:
     @app.before_request
     def require_key() -> None:
         g.api_key = None
+        unit = request.environ.get("llm.unit")  # in-process background work, as the key that made it
+        if unit is not None:
+            g.api_key = keys.get(unit.owner)
+            return
         if not keys or request.method == "OPTIONS" or _public(request.path, settings):
             return  # CORS preflights carry no credentials by design
         presented = presented_key()

@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 # Why a generation was ended by the server rather than by its own finish.
 TIMEOUT, CANCELLED, SHUTDOWN = "timeout", "cancelled", "shutdown"
 # The request's own greenlet or response ended: nobody is waiting for an answer.
+BACKGROUND_WAIT_SECONDS = 86400.0  # a background unit waits for the capacity interactive work leaves
 _GONE = (GeneratorExit, GreenletExit, KeyboardInterrupt, SystemExit)
 
 
@@ -104,6 +105,11 @@ class GenerationSession:
         self._watch: DisconnectWatch | None = DisconnectWatch(environ, lambda: self.interrupt(CANCELLED))
         self._generated = False  # every choice reached its own finish
         self._closed = False
+        # a unit of background work (app/store/work.py) runs in the lowest lane and may be cancelled
+        self._unit = environ.get("llm.unit")
+        if self._unit is not None:
+            self._unit.session = self
+            self.cut = self._unit.cancelled
         services.sessions.add(self)
 
     # -- interruptions, from other greenlets (disconnect watch, drain) or the deadline ------------
@@ -203,7 +209,20 @@ class GenerationSession:
         started = time.monotonic()
         try:
             share = self.key.max_concurrent if self.key else None
-            granted = limiter.acquire(wait, self._wake, self._key_name, share) if not self.cut else False
+            if self._unit is not None:  # the lowest lane waits as long as interactive work keeps the slots
+                wait = self._time_left() or BACKGROUND_WAIT_SECONDS
+            granted = (
+                limiter.acquire(
+                    wait,
+                    self._wake,
+                    self._key_name,
+                    share,
+                    background=self._unit is not None,
+                    priority=self.key.priority if self.key else 0,
+                )
+                if not self.cut
+                else False
+            )
         except OverloadedError:
             self.track.slot_refused(time.monotonic() - started)
             if left is not None and left < limiter.timeout:  # the deadline, not the queue, is short
@@ -289,7 +308,9 @@ class GenerationSession:
         for stream in self.streams:
             stream.close()
         if self._slot_at is not None:
-            self._llm.limiter.release(time.monotonic() - self._slot_at, self._key_name)
+            self._llm.limiter.release(
+                time.monotonic() - self._slot_at, self._key_name, background=self._unit is not None
+            )
         if self._model is not None:
             self._llm.pool.release(self._model)
         self._llm.sessions.discard(self)

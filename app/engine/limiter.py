@@ -6,7 +6,12 @@ longest ago: round-robin), first come first served within a key: one client floo
 cannot starve another. The queue's bound is fair too: when it is full, a newcomer whose key has fewer
 waiting than the key with the most takes the place of that key's newest waiter, which is refused
 (503 with Retry-After) as if it had arrived to a full queue.
-Without keys every request is the same key, and the order is plain arrival order.
+Without keys every request is the same key, and the order is plain arrival order. A key's
+`priority` (the keys file) comes before all of that: a waiter of a higher priority goes first.
+
+Background work (batch items, background responses) is the lowest lane: it takes a slot only when no
+interactive request waits, holds at most `limit - 1` slots (so one is always free for an interactive
+request that arrives), and its waiters are outside the interactive queue and its bound.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class _Waiter:
     arrival: int = field(default_factory=lambda: next(_arrivals))
     granted: bool = False
     displaced: bool = False  # its place went to a newcomer of a key with fewer waiting
+    priority: int = 0
 
 
 class SlotLimiter:
@@ -49,6 +55,9 @@ class SlotLimiter:
         self.running: collections.Counter[str] = collections.Counter()  # per key
         self._queues: dict[str, collections.deque[_Waiter]] = collections.defaultdict(collections.deque)
         self._served: dict[str, int] = {}  # key -> when it last got a slot (a shared counter)
+        self.background_limit = max(1, limit - 1)
+        self.background_running = 0
+        self._background: collections.deque[_Waiter] = collections.deque()
         self._lock = threading.Lock()
         self.mean_hold_seconds = 0.0  # running mean of how long a request holds a slot
 
@@ -61,11 +70,22 @@ class SlotLimiter:
         """Slots `key` holds or waits for."""
         return self.running[key] + len(self._queues.get(key, ()))
 
-    def acquire(self, wait: float, wake: threading.Event, key: str = "", share: int | None = None) -> bool:
+    def acquire(
+        self,
+        wait: float,
+        wake: threading.Event,
+        key: str = "",
+        share: int | None = None,
+        *,
+        background: bool = False,
+        priority: int = 0,
+    ) -> bool:
         """Take a slot for `key`, queueing up to `wait` seconds; `wake` (set by someone else: a
         disconnect, a deadline, a drain) ends the wait early. True when granted; False when woken
         without a slot. Raise RateLimitedError past the key's `share`, OverloadedError when the
         queue is full or the wait could not end in time."""
+        if background:
+            return self._acquire_background(wait, wake, key, share)
         with self._lock:
             if share is not None and self.held_by(key) >= share:
                 raise self.rate_limited(key, share)
@@ -80,7 +100,7 @@ class SlotLimiter:
             # holders may be about to finish, so the first place ahead counts as free.
             if position > self.max_waiting or self.estimated_wait(position - 1) > wait > 0:
                 raise self.overloaded(position, queued=False)
-            waiter = _Waiter(wake, key)
+            waiter = _Waiter(wake, key, priority=priority)
             self._queues[key].append(waiter)
             self.waiting += 1
         try:
@@ -100,10 +120,40 @@ class SlotLimiter:
             return False
         raise self.overloaded(self.waiting + 1, queued=True)
 
-    def _leave(self, waiter: _Waiter) -> None:
+    def _acquire_background(self, wait: float, wake: threading.Event, key: str, share: int | None) -> bool:
+        with self._lock:
+            if share is not None and self.held_by(key) >= share:
+                raise self.rate_limited(key, share)
+            if self._background_may_start() and not self._background:
+                self.in_use += 1
+                self.background_running += 1
+                self._grant(key)
+                return True
+            waiter = _Waiter(wake, key)
+            self._background.append(waiter)
+        try:
+            wake.wait(wait)
+        except BaseException:
+            with self._lock:
+                self._leave(waiter, background=True)
+            raise
+        with self._lock:
+            if waiter.granted:
+                return True
+            self._background.remove(waiter)
+        return False
+
+    def _background_may_start(self) -> bool:
+        return (
+            self.in_use < self.limit and not self.waiting and self.background_running < self.background_limit
+        )
+
+    def _leave(self, waiter: _Waiter, background: bool = False) -> None:
         """A waiter that will never use its place: out of the queue, or its slot handed on."""
         if waiter.granted:
-            self._release_locked(0.0, waiter.key, measured=False)
+            self._release_locked(0.0, waiter.key, measured=False, background=background)
+        elif background:
+            self._background.remove(waiter)
         elif not waiter.displaced:
             self._queues[waiter.key].remove(waiter)
             self.waiting -= 1
@@ -120,15 +170,19 @@ class SlotLimiter:
         waiter.wake.set()
         return True
 
-    def release(self, held_seconds: float, key: str = "") -> None:
-        """Give the slot to the next waiter by fair share, or back to the pool."""
+    def release(self, held_seconds: float, key: str = "", *, background: bool = False) -> None:
+        """Give the slot to the next waiter by fair share (interactive first), or back to the pool."""
         with self._lock:
-            self._release_locked(held_seconds, key)
+            self._release_locked(held_seconds, key, measured=not background, background=background)
 
-    def _release_locked(self, held_seconds: float, key: str, measured: bool = True) -> None:
+    def _release_locked(
+        self, held_seconds: float, key: str, measured: bool = True, background: bool = False
+    ) -> None:
         if self.running[key] <= 0 or self.in_use <= 0:  # a release without its grant: never counted
             logger.error("slot released for key %r that holds none: ignored", key)
             return
+        if background:
+            self.background_running -= 1
         if measured:
             if self.mean_hold_seconds:
                 self.mean_hold_seconds += _SMOOTHING * (held_seconds - self.mean_hold_seconds)
@@ -139,6 +193,13 @@ class SlotLimiter:
             del self.running[key]
         waiting = [queue for queue in self._queues.values() if queue]
         if not waiting:
+            if self._background and self.background_running < self.background_limit:
+                waiter = self._background.popleft()
+                self.background_running += 1
+                self._grant(waiter.key)
+                waiter.granted = True
+                waiter.wake.set()
+                return
             self.in_use -= 1
             return
         queue = min(waiting, key=self._turn)
@@ -148,11 +209,11 @@ class SlotLimiter:
         waiter.granted = True  # the slot passes over without being freed
         waiter.wake.set()
 
-    def _turn(self, queue: collections.deque[_Waiter]) -> tuple[int, int, int]:
-        """Whose turn: fewest running, then the key served longest ago (round-robin), then the
-        oldest waiter."""
+    def _turn(self, queue: collections.deque[_Waiter]) -> tuple[int, int, int, int]:
+        """Whose turn: the highest priority, then fewest running, then the key served longest ago
+        (round-robin), then the oldest waiter."""
         key = queue[0].key
-        return self.running[key], self._served.get(key, -1), queue[0].arrival
+        return -queue[0].priority, self.running[key], self._served.get(key, -1), queue[0].arrival
 
     def _grant(self, key: str) -> None:
         self.running[key] += 1

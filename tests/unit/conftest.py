@@ -23,6 +23,7 @@ def make_app(tmp_path):
                 "LLM_ALLOWED_MODELS": FAKE_MODEL,
                 "LLM_MODEL_PATH": str(tmp_path / "models"),
                 "HF_HOME": str(tmp_path / "hf"),
+                "LLM_DATA_DIR": str(tmp_path / "data"),
                 "LOG_FORMAT": "pretty",
                 "OTEL_SDK_DISABLED": "true",
                 **env,

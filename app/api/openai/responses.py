@@ -1,7 +1,8 @@
 """POST /v1/responses: OpenAI's Responses API, a thin shell over the same engine layer as /v1 chat.
 
-Stateless: nothing is stored, so `previous_response_id` is refused and every answer says
-`store: false`.
+A response is stored (`store`, default true; LLM_STORE_RESPONSES=false stores none) with its input
+items and the conversation before it, so `previous_response_id` continues it; `background: true`
+queues it for the lowest lane (see app/store/work.py) and answers at once with status `queued`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from flask.views import MethodView
 from app.api import inference
 from app.api.base import OpenAIBlueprint
 from app.api.functions import Choice, Function, call_message, invalid, plan
+from app.api.openai import stored
 from app.api.openai.chat import format_grammar
 from app.api.openai.responses_events import ResponseWriter
 from app.api.openai.schemas import ResponseObjectSchema, ResponsesRequestSchema
 from app.api.openai.writers import replay
 from app.api.schemas import StreamEventSchema
 from app.engine import GenerationRequest, Grammar
-from app.errors import BadRequestError
+from app.store.responses import QUEUED
 
 blp = OpenAIBlueprint("responses", __name__, url_prefix="/v1", description="OpenAI Responses API")
 
@@ -42,15 +44,21 @@ def _content(content: Any) -> str:
     raise invalid("input", "a message's content must be a string or a list of input_text parts")
 
 
-def input_messages(body: dict) -> tuple[dict[str, str], ...]:
-    """`instructions` and `input` as the engine's role/content turns; consecutive function_call
-    items are one assistant turn, and a function_call_output is a `tool` turn."""
-    messages = [{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []
+def input_list(body: dict) -> list[dict]:
     items = body["input"]
     if isinstance(items, str):
         items = [{"role": "user", "content": items}]
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise invalid("input", "must be a string or a non-empty list of items")
+    return items
+
+
+def input_messages(body: dict, context: list[dict] = ()) -> tuple[dict[str, str], ...]:
+    """`instructions`, the stored conversation before (`context`) and `input` as the engine's
+    role/content turns; consecutive function_call items are one assistant turn, and a
+    function_call_output is a `tool` turn."""
+    messages = [{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []
+    items = [*context, *input_list(body)]
     calls: list[tuple[str, Any]] = []
     for item in items:
         kind = item.get("type", "message")
@@ -106,14 +114,8 @@ def tool_choice(value: Any) -> Choice:
     raise invalid("tool_choice", 'must be "none", "auto", "required" or {"type": "function", "name": ...}')
 
 
-def responses_request(body: dict) -> tuple[GenerationRequest, bool]:
-    """The engine request for a Responses body, and whether a call is forced."""
-    if body.get("previous_response_id"):
-        raise BadRequestError(
-            "previous_response_id: responses are not stored by this server (store is always false); "
-            "send the whole conversation as input",
-            details={"param": "previous_response_id"},
-        )
+def responses_request(body: dict, context: list[dict] = ()) -> tuple[GenerationRequest, bool]:
+    """The engine request for a Responses body after `context`, and whether a call is forced."""
     tools = plan(functions(body.get("tools") or []), tool_choice(body.get("tool_choice")))
     grammar = text_grammar(body.get("text"))
     if tools.forced and grammar is not None:
@@ -122,7 +124,7 @@ def responses_request(body: dict) -> tuple[GenerationRequest, bool]:
         {**body, "max_tokens": body.get("max_output_tokens")},
         grammar=tools.grammar or grammar,
         tools=tools.tools,
-        messages=input_messages(body),
+        messages=input_messages(body, context),
     )
     return request, tools.forced
 
@@ -136,8 +138,14 @@ class Responses(MethodView):
     def post(self, body: dict):
         """A model response (OpenAI Responses API); `stream: true` sends the typed event sequence
         (`response.created` ... `response.output_text.delta` ... `response.completed`)."""
-        request, forced = responses_request(body)
+        keeping = stored.plan(body)
+        request, forced = responses_request(body, keeping.context)
         writer = ResponseWriter(body, request.model, forced)
+        writer.base.update(keeping.fields())
+        if keeping.background:
+            return jsonify(keeping.queue(writer.response(QUEUED), body))
+        if keeping.store:
+            writer.on_done = lambda response: keeping.save(response, body)
         endpoint = "v1_responses_stream" if body["stream"] else "v1_responses"
         if body["stream"] and not forced:
             return inference.stream_response([request], writer, endpoint, body)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from app.api import sse
@@ -55,6 +56,7 @@ class ResponseWriter(TurnWriter):
             "parallel_tool_calls": body.get("parallel_tool_calls", True),
             "previous_response_id": None,
             "store": False,
+            "background": False,
             "truncation": "disabled",
             "metadata": body.get("metadata") or {},
             "user": body.get("user"),
@@ -66,6 +68,7 @@ class ResponseWriter(TurnWriter):
         self._text: list[str] = []
         self._sequence = 0
         self.last: dict | None = None  # the finished response object
+        self.on_done: Callable[[dict], None] | None = None  # told the final object (to store it)
 
     # -- events ---------------------------------------------------------------------------------
     def _event(self, kind: str, **fields: Any) -> str:
@@ -165,6 +168,8 @@ class ResponseWriter(TurnWriter):
             self.base["incomplete_details"] = {"reason": reason}
         status = "incomplete" if reason else "completed"
         self.last = self.response(status, usage_object(usage))
+        if self.on_done is not None:
+            self.on_done(self.last)
         return frames + self._event(f"response.{status}", response=self.last)
 
     def error(self, error: ApiError) -> str:
@@ -172,4 +177,7 @@ class ResponseWriter(TurnWriter):
             "error", code=error.code, message=error.message, param=(error.details or {}).get("param")
         )
         self.base["error"] = {"code": error.code, "message": error.message}
-        return failed + self._event("response.failed", response=self.response("failed"))
+        self.last = self.response("failed")
+        if self.on_done is not None:
+            self.on_done(self.last)
+        return failed + self._event("response.failed", response=self.last)

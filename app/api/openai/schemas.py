@@ -121,7 +121,7 @@ class OpenAIResponseSchema(Schema):
 
 
 class ResponsesRequestSchema(CommonSamplingSchema):
-    """OpenAI's Responses API request (stateless: nothing is stored)."""
+    """OpenAI's Responses API request."""
 
     model = fields.String(required=True, metadata={"description": "A model id from GET /v1/models."})
     input = fields.Raw(
@@ -157,11 +157,25 @@ class ResponsesRequestSchema(CommonSamplingSchema):
     )
     parallel_tool_calls = fields.Boolean(metadata={"description": "Accepted; one call per turn is made."})
     store = fields.Boolean(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "Keep the response (default true; LLM_STORE_RESPONSES=false stores none): "
+            "GET /v1/responses/{id}, input_items, previous_response_id."
+        },
+    )
+    background = fields.Boolean(
         load_default=False,
-        metadata={"description": "Responses are never stored; the answer says `store: false`."},
+        metadata={
+            "description": "Answer at once with status `queued`; the response runs in the lowest lane "
+            "(the capacity interactive requests leave). Poll GET /v1/responses/{id}; cancel with POST "
+            "/v1/responses/{id}/cancel."
+        },
     )
     previous_response_id = fields.String(
-        load_default=None, allow_none=True, metadata={"description": "Refused: responses are not stored."}
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Continue a stored response: its turns (and function calls) come first."},
     )
     metadata = fields.Dict(load_default=None, allow_none=True, metadata={"description": "Echoed back."})
     user = fields.String(metadata={"description": "Accepted; an end-user id for the caller's records."})
@@ -177,7 +191,12 @@ class ResponseObjectSchema(Schema):
     id = fields.String()
     object = fields.String()
     created_at = fields.Integer()
-    status = fields.String(metadata={"description": "completed, or incomplete (see incomplete_details)."})
+    status = fields.String(
+        metadata={
+            "description": "completed, incomplete (see incomplete_details), failed; a background "
+            "response is first queued, then in_progress, and may end cancelled."
+        }
+    )
     model = fields.String()
     output = fields.List(fields.Dict(), metadata={"description": "`message` and `function_call` items."})
     usage = fields.Dict(metadata={"description": "input_tokens, output_tokens, total_tokens."})
@@ -188,7 +207,8 @@ class ResponseObjectSchema(Schema):
     metadata = fields.Dict(allow_none=True)
     parallel_tool_calls = fields.Boolean()
     previous_response_id = fields.String(allow_none=True)
-    store = fields.Boolean(metadata={"description": "false: responses are not stored here."})
+    store = fields.Boolean(metadata={"description": "Whether the response is stored."})
+    background = fields.Boolean(metadata={"description": "Whether it runs in the background."})
     temperature = fields.Float(allow_none=True)
     top_p = fields.Float(allow_none=True)
     text = fields.Dict(metadata={"description": "The output format (`format`)."})

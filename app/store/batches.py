@@ -1,0 +1,346 @@
+"""Batches (OpenAI's Batch API): an input file validated line by line into items, run by the work
+loop, finalized into output and error files; cancelled, or expired at the end of the window."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import sqlalchemy as sa
+
+from app.errors import ConflictError, NotFoundError
+from app.store import files as stored_files
+from app.store.db import Database
+from app.store.tables import batch_items, batches, file_chunks, files, responses
+
+ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
+WINDOWS = {"24h": 86400}
+MAX_REPORTED_ERRORS = 100
+EXPIRED = {
+    "code": "batch_expired",
+    "message": "This request could not be executed before the completion window expired.",
+}
+TIMES = (
+    "in_progress_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
+
+
+def not_found(batch_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"No batch with id '{batch_id}' (never created, expired, or created with another key)",
+        details={"param": "batch_id"},
+    )
+
+
+def batch_object(row: sa.Row, counts: dict[str, int]) -> dict:
+    times = json.loads(row.times)
+    return {
+        "id": row.id,
+        "object": "batch",
+        "endpoint": row.endpoint,
+        "errors": json.loads(row.errors) if row.errors else None,
+        "input_file_id": row.input_file_id,
+        "completion_window": row.completion_window,
+        "status": row.status,
+        "output_file_id": row.output_file_id,
+        "error_file_id": row.error_file_id,
+        "created_at": int(row.created_at),
+        "expires_at": int(row.expires_at),
+        **{name: int(times[name]) if times.get(name) else None for name in TIMES},
+        "request_counts": {
+            "total": row.total,
+            "completed": counts.get("done", 0),
+            "failed": counts.get("error", 0),
+        },
+        "metadata": json.loads(row.metadata) if row.metadata else None,
+    }
+
+
+def _check_line(number: int, raw: bytes, endpoint: str, seen: set[str]) -> tuple[dict | None, dict | None]:
+    """(item, None) for a good line, (None, error) for a bad one."""
+
+    def bad(message: str, param: str | None = None) -> tuple[None, dict]:
+        return None, {
+            "code": "invalid_request",
+            "message": f"line {number}: {message}",
+            "param": param,
+            "line": number,
+        }
+
+    try:
+        item = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        return bad(f"not valid JSON ({error})")
+    if not isinstance(item, dict):
+        return bad("must be a JSON object with custom_id, method, url and body")
+    custom_id = item.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id or len(custom_id) > 512:
+        return bad("custom_id must be a string of 1 to 512 characters", "custom_id")
+    if custom_id in seen:
+        return bad(f"custom_id '{custom_id}' appears more than once; each must be unique", "custom_id")
+    seen.add(custom_id)
+    if item.get("method") != "POST":
+        return bad("method must be POST", "method")
+    if item.get("url") != endpoint:
+        return bad(f"url must be the batch's endpoint {endpoint}", "url")
+    body = item.get("body")
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return bad("body must be a JSON object naming a model", "body")
+    if body.get("stream") or body.get("background"):
+        return bad("body: a batch item cannot stream or run in the background", "body")
+    return {"custom_id": custom_id, "body": body}, None
+
+
+def create(
+    db: Database,
+    owner: str,
+    body: dict,
+    *,
+    retention: float,
+    max_items: int,
+    traceparent: str | None,
+) -> dict:
+    """Validate the input file line by line and create the batch: in_progress with its items, or
+    failed naming the bad lines (nothing of it runs)."""
+    file_row = stored_files.get_row(db, owner, body["input_file_id"])
+    if file_row.purpose != "batch":
+        raise ConflictError(
+            f"input_file_id: file '{file_row.id}' has purpose '{file_row.purpose}'; "
+            "a batch needs purpose 'batch'",
+            details={"param": "input_file_id"},
+        )
+    endpoint = body["endpoint"]
+    items, errors, seen = [], [], set()
+    for number, raw in stored_files.upload_lines(db, file_row.id):
+        if not raw.strip():
+            continue
+        item, error = _check_line(number, raw, endpoint, seen)
+        if error is not None:
+            errors.append(error)
+        elif len(items) < max_items:
+            items.append({"line": number, **item})
+        else:
+            errors.append(
+                {
+                    "code": "too_many_requests",
+                    "message": f"more than {max_items} requests (LLM_MAX_BATCH_ITEMS)",
+                    "param": None,
+                    "line": number,
+                }
+            )
+            break
+    if not items and not errors:
+        errors.append(
+            {"code": "empty_file", "message": "the input file has no requests", "param": None, "line": None}
+        )
+    now = time.time()
+    batch_id = f"batch_{uuid.uuid4().hex}"
+    status = "failed" if errors else "in_progress"
+    times = {"failed_at": now} if errors else {"in_progress_at": now}
+    shown = {"object": "list", "data": errors[:MAX_REPORTED_ERRORS]} if errors else None
+    row = dict(
+        id=batch_id,
+        owner=owner,
+        endpoint=endpoint,
+        input_file_id=file_row.id,
+        completion_window=body["completion_window"],
+        status=status,
+        metadata=json.dumps(body["metadata"]) if body.get("metadata") else None,
+        errors=json.dumps(shown) if shown else None,
+        output_file_id=None,
+        error_file_id=None,
+        total=0 if errors else len(items),
+        created_at=now,
+        expires_at=now + WINDOWS[body["completion_window"]],
+        times=json.dumps(times),
+        traceparent=traceparent,
+    )
+    with db.begin() as connection:
+        connection.execute(batches.insert().values(**row))
+        if not errors:
+            for start in range(0, len(items), 1000):
+                connection.execute(
+                    batch_items.insert(),
+                    [
+                        {
+                            "batch_id": batch_id,
+                            "line": i["line"],
+                            "custom_id": i["custom_id"],
+                            "body": json.dumps(i["body"]),
+                            "status": "pending",
+                            "attempts": 0,
+                        }
+                        for i in items[start : start + 1000]
+                    ],
+                )
+    return get(db, owner, batch_id)
+
+
+def _counts(connection: sa.Connection, batch_id: str) -> dict[str, int]:
+    rows = connection.execute(
+        sa.select(batch_items.c.status, sa.func.count())
+        .where(batch_items.c.batch_id == batch_id)
+        .group_by(batch_items.c.status)
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def get(db: Database, owner: str, batch_id: str) -> dict:
+    with db.begin() as connection:
+        row = connection.execute(
+            sa.select(batches).where(batches.c.id == batch_id, batches.c.owner == owner)
+        ).first()
+        if row is None:
+            raise not_found(batch_id)
+        return batch_object(row, _counts(connection, batch_id))
+
+
+def listing(db: Database, owner: str, after: str | None, limit: int) -> dict:
+    query = sa.select(batches).where(batches.c.owner == owner)
+    with db.begin() as connection:
+        if after:
+            cursor = connection.execute(sa.select(batches.c.created_at).where(batches.c.id == after)).scalar()
+            if cursor is not None:
+                query = query.where(batches.c.created_at < cursor)
+        rows = list(connection.execute(query.order_by(batches.c.created_at.desc()).limit(limit + 1)))
+        data = [batch_object(row, _counts(connection, row.id)) for row in rows[:limit]]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": len(rows) > limit,
+    }
+
+
+def cancel(db: Database, owner: str, batch_id: str) -> dict:
+    with db.begin() as connection:
+        row = connection.execute(
+            sa.select(batches).where(batches.c.id == batch_id, batches.c.owner == owner)
+        ).first()
+        if row is None:
+            raise not_found(batch_id)
+        if row.status not in ("validating", "in_progress"):
+            raise ConflictError(
+                f"Batch '{batch_id}' is {row.status}: only a batch in progress can be cancelled",
+                details={"param": "batch_id", "status": row.status},
+            )
+        times = {**json.loads(row.times), "cancelling_at": time.time()}
+        connection.execute(
+            batches.update()
+            .where(batches.c.id == batch_id)
+            .values(status="cancelling", times=json.dumps(times))
+        )
+    return get(db, owner, batch_id)
+
+
+def advance(db: Database, now: float, retention: float) -> None:
+    """Expire what outlived its window; finalize what has nothing left to run."""
+    with db.begin() as connection:
+        expiring = connection.execute(
+            sa.select(batches.c.id).where(batches.c.status == "in_progress", batches.c.expires_at < now)
+        ).scalars()
+        for batch_id in list(expiring):
+            pending = connection.execute(
+                sa.select(batch_items.c.line, batch_items.c.custom_id).where(
+                    batch_items.c.batch_id == batch_id, batch_items.c.status == "pending"
+                )
+            )
+            for line, custom_id in list(pending):
+                result = {"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": custom_id, "response": None}
+                connection.execute(
+                    batch_items.update()
+                    .where(batch_items.c.batch_id == batch_id, batch_items.c.line == line)
+                    .values(status="error", result=json.dumps({**result, "error": EXPIRED}))
+                )
+        open_batches = list(
+            connection.execute(sa.select(batches).where(batches.c.status.in_(("in_progress", "cancelling"))))
+        )
+    for row in open_batches:
+        try:
+            with db.begin() as connection:
+                counts = _counts(connection, row.id)
+                if counts.get("running") or (row.status == "in_progress" and counts.get("pending")):
+                    continue
+                _finalize(connection, row, counts, now, retention)
+        except _Raced:
+            pass  # another replica finalized it first; this transaction's files were rolled back
+
+
+def _finalize(
+    connection: sa.Connection, row: sa.Row, counts: dict[str, int], now: float, retention: float
+) -> None:
+    times = json.loads(row.times)
+    if row.status == "cancelling":
+        final, stamp = "cancelled", "cancelled_at"
+    elif row.expires_at < now:
+        final, stamp = "expired", "expired_at"
+    else:
+        final, stamp = "completed", "completed_at"
+    times.update({"finalizing_at": now, stamp: now})
+    ids: dict[str, str | None] = {"output_file_id": None, "error_file_id": None}
+    for kind, status in (("output", "done"), ("error", "error")):
+        if not counts.get(status):
+            continue
+        size = connection.execute(
+            sa.select(sa.func.sum(sa.func.length(batch_items.c.result) + 1)).where(
+                batch_items.c.batch_id == row.id, batch_items.c.status == status
+            )
+        ).scalar()
+        file_id = f"file-{uuid.uuid4().hex}"
+        connection.execute(
+            files.insert().values(
+                id=file_id,
+                owner=row.owner,
+                purpose="batch_output",
+                filename=f"{row.id}_{kind}.jsonl",
+                bytes=int(size or 0),
+                created_at=now,
+                expires_at=now + retention,
+                batch_id=row.id,
+                kind=kind,
+            )
+        )
+        ids[f"{kind}_file_id"] = file_id
+    done = connection.execute(
+        batches.update()
+        .where(batches.c.id == row.id, batches.c.status == row.status)
+        .values(status=final, times=json.dumps(times), **ids)
+    ).rowcount
+    if not done:
+        raise _Raced()
+
+
+class _Raced(Exception):
+    """The batch changed state under this finalize (another replica finalized it)."""
+
+
+def clean(db: Database, now: float, retention: float) -> dict[str, int]:
+    """Retention: drop responses, files and batches (with their items) past their expiry."""
+    removed = {}
+    with db.begin() as connection:
+        removed["responses"] = connection.execute(
+            responses.delete().where(responses.c.expires_at < now)
+        ).rowcount
+        gone = list(connection.execute(sa.select(files.c.id).where(files.c.expires_at < now)).scalars())
+        if gone:
+            connection.execute(file_chunks.delete().where(file_chunks.c.file_id.in_(gone)))
+            connection.execute(files.delete().where(files.c.id.in_(gone)))
+        removed["files"] = len(gone)
+        old = list(
+            connection.execute(
+                sa.select(batches.c.id).where(batches.c.expires_at < now - retention)
+            ).scalars()
+        )
+        if old:
+            connection.execute(batch_items.delete().where(batch_items.c.batch_id.in_(old)))
+            connection.execute(batches.delete().where(batches.c.id.in_(old)))
+        removed["batches"] = len(old)
+    return {k: v for k, v in removed.items() if v}
