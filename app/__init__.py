@@ -87,7 +87,11 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
         TokenQuotas(settings.rate_window_seconds),
         Store.open(settings.store, settings.max_concurrent_requests),
     )
-    tenancy.init_app(app, app.extensions["llm"].quotas)
+    from app.observability.store_metrics import StoreCollector
+
+    services = app.extensions["llm"]
+    services.metrics.registry.register(StoreCollector(services.store, limiter))
+    tenancy.init_app(app, services.quotas)
     if settings.trusted_proxies:
         from app.proxies import TrustedProxies
 

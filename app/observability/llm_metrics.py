@@ -26,6 +26,7 @@ class LlmMetrics:
     """Counters, histograms and gauges of generation; model state is read from the pool at scrape."""
 
     def __init__(self, registry: CollectorRegistry, pool: Any, limiter: Any) -> None:
+        self.registry = registry
         self.requests = Counter(
             "llm_requests",
             "Generation requests by outcome (" + ", ".join(OUTCOMES) + ")",

@@ -186,7 +186,7 @@ def record(
             ok = error is None and 200 <= status < 300
             values = {"status": DONE if ok else ERROR, "result": json.dumps(line)}
         done = connection.execute(
-            table.update().where(*where).values(**values, lease_owner=None, lease_until=None)
+            table.update().where(*where).values(**values, lease_until=None)  # lease_owner: who ran it
         ).rowcount
     return bool(done)
 

@@ -13,8 +13,9 @@ from app.api.openai import stored
 from app.api.openai.responses import responses_request
 from app.api.openai.schemas import ResponseObjectSchema, ResponsesRequestSchema
 from app.engine import tokens
-from app.errors import BadRequestError
+from app.errors import BadRequestError, ConflictError
 from app.store import responses as rows
+from app.store.responses import FINISHED
 
 blp = OpenAIBlueprint(
     "responses_stored", __name__, url_prefix="/v1", description="OpenAI Responses API: stored"
@@ -79,7 +80,8 @@ class StoredResponse(MethodView):
     @blp.response(200, ResponseObjectSchema)
     def get(self, response_id: str):
         """A stored response (a background one with its current status)."""
-        return rows.get(stored.store().db, stored.owner(), response_id).body
+        found = rows.get(stored.store().db, stored.owner(), response_id)
+        return {**found.body, "status": found.status}
 
     @blp.response(200, DeletedSchema)
     def delete(self, response_id: str):
@@ -110,6 +112,11 @@ class Cancel(MethodView):
         if not found.background:
             raise BadRequestError(
                 "Only a background response can be cancelled", details={"param": "response_id"}
+            )
+        if found.status in FINISHED and found.status != rows.CANCELLED:
+            raise ConflictError(
+                f"Response '{response_id}' is {found.status}: only a queued or running one can be cancelled",
+                details={"param": "response_id", "status": found.status},
             )
         found = rows.cancel(store.db, stored.owner(), response_id)
         store.work.cancel_local(response_id)
