@@ -35,11 +35,13 @@ integration: install
 	$(BIN)/pytest tests/integration
 
 # Debian packages the tests drive: chromium (the browser test; never a downloaded browser), nginx (the
-# cluster tests) and prometheus (promtool, and a real scrape). Installed here when root, as CI runs.
+# cluster tests), prometheus (promtool, and a real scrape) and postgresql (the replicas' shared store,
+# started by the tests as its own user). Installed here when root, as CI runs.
 system-packages:
 	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing="$$missing nginx-light"; \
 	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  [ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	  else echo "make test needs Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; }

@@ -90,6 +90,8 @@ def main() -> int:
                 "LLM_ALLOWED_MODELS": os.environ.get("LLM_ALLOWED_MODELS") or EMBEDDED,
                 "LLM_INFERENCE_HOSTNAME": HOST,
                 "LLM_INFERENCE_PORT": str(port),
+                # one host: the replicas share its SQLite store, unless LLM_DATABASE_URL names PostgreSQL
+                "LLM_DATA_DIR": os.environ.get("LLM_DATA_DIR") or str(directory / "data"),
                 "LLM_TRUSTED_PROXIES": os.environ.get("LLM_TRUSTED_PROXIES") or HOST,
                 "RAYON_NUM_THREADS": os.environ.get("RAYON_NUM_THREADS") or threads,
             }

@@ -4,6 +4,7 @@ worker (kill -9) costs clients nothing but a 503 with Retry-After: never a 502, 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -19,8 +20,9 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from tests.helpers import ROOT, first_token, free_port, metric, samples, wait_for
+from tests.helpers import EMBEDDED, ROOT, first_token, free_port, metric, samples, wait_for
 from tests.integration.test_concurrency import LONG_ANSWER, chat_body
+from tests.postgres import postgres
 
 SHORT = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8, "temperature": 0}
 
@@ -30,9 +32,18 @@ def replica(port: int) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def database():
+    """The replicas' shared store: a real PostgreSQL."""
+    with postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, database):
     directory = tmp_path_factory.mktemp("cluster")
     env = {
+        "LLM_DATABASE_URL": database,
+        "LLM_WORK_LEASE_SECONDS": "3",
         **os.environ,
         "LLM_CLUSTER_DIR": str(directory),
         "LLM_CLUSTER_PORT": str(free_port()),
@@ -61,6 +72,12 @@ def cluster(tmp_path_factory):
         code = process.wait(timeout=120)
         output.close()
         assert code == 0
+
+
+def openai_client(url: str):
+    import openai
+
+    return openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=2)
 
 
 def running_on_replicas(cluster) -> float:
@@ -116,6 +133,65 @@ def test_request_ids_link_nginx_and_the_replica_and_the_client_address_is_not_sp
     lines = wait_for(access_lines, "the replica's access line")
     assert len(lines) == 1 and lines[0]["request_id"] == request_id
     assert lines[0]["remote_addr"] == "127.0.0.1"  # nginx states the address; the client's claim is dropped
+
+
+def test_replicas_share_stored_responses_through_postgresql(cluster):
+    first, second = (openai_client(replica(r["port"]).url) for r in cluster.state["replicas"])
+    response = first.responses.create(model=EMBEDDED, input="Name a colour.", max_output_tokens=6)
+    assert second.responses.retrieve(response.id).output_text == response.output_text
+    follow = second.responses.create(
+        model=EMBEDDED, input="Another one?", previous_response_id=response.id, max_output_tokens=6
+    )
+    assert follow.usage.input_tokens > response.usage.input_tokens  # the first replica's turn is the prompt
+    through_nginx = openai_client(cluster.url)
+    assert through_nginx.responses.retrieve(follow.id).previous_response_id == response.id
+
+
+def test_a_batch_is_split_between_replicas_each_item_once_even_when_a_worker_is_killed(cluster, database):
+    import sqlalchemy as sa
+
+    api = openai_client(cluster.url)
+    count = 30
+    lines = [
+        {
+            "custom_id": f"r-{n}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": EMBEDDED,
+                "messages": [{"role": "user", "content": f"Say {n}."}],
+                "max_tokens": 12,
+            },
+        }
+        for n in range(count)
+    ]
+    upload = api.files.create(
+        file=("r.jsonl", io.BytesIO("\n".join(map(json.dumps, lines)).encode())), purpose="batch"
+    )
+    batch = api.batches.create(
+        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    wait_for(lambda: api.batches.retrieve(batch.id).request_counts.completed >= 4, "a few items done")
+    second = cluster.state["replicas"][1]
+    worker = int(Path(f"/proc/{second['pid']}/task/{second['pid']}/children").read_text().split()[0])
+    os.kill(worker, signal.SIGKILL)  # the second replica's items in flight: taken back, run again
+    batch = wait_for(
+        lambda: (b := api.batches.retrieve(batch.id)).status == "completed" and b, "the batch", deadline=300
+    )
+    assert batch.request_counts.completed == count
+    output = [json.loads(line) for line in api.files.content(batch.output_file_id).text.splitlines()]
+    assert sorted(line["custom_id"] for line in output) == sorted(f"r-{n}" for n in range(count))
+    engine = sa.create_engine(sa.engine.make_url(database).set(drivername="postgresql+psycopg"))
+    with engine.connect() as connection:
+        ran_on = connection.execute(
+            sa.text("SELECT lease_owner, count(*) FROM batch_items WHERE batch_id = :b GROUP BY lease_owner"),
+            {"b": batch.id},
+        ).all()
+    engine.dispose()
+    assert len(ran_on) == 2, ran_on  # both replicas claimed items of the one batch
+    wait_for(
+        lambda: requests.get(replica(second["port"]).url + "/health/ready", timeout=5).ok, "the new worker"
+    )
 
 
 def test_a_draining_replica_and_a_killed_worker_cost_clients_only_503s(cluster):
