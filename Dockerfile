@@ -8,6 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     HF_HUB_OFFLINE=1 \
     HF_HOME=/models/hf \
+    LLM_DATA_DIR=/data \
     LLM_ALLOWED_MODELS=HuggingFaceTB/SmolLM2-135M-Instruct
 
 WORKDIR /srv
@@ -18,7 +19,9 @@ RUN pip install -r requirements.txt \
 COPY app ./app
 COPY wsgi.py gunicorn.conf.py ./
 
-RUN useradd --system --uid 10001 --home /srv llm && mkdir -p /models/hf && chown -R llm /models
+RUN useradd --system --uid 10001 --home /srv llm && mkdir -p /models/hf /data && chown -R llm /models /data
+# The store (stored responses, files, batches) when LLM_DATABASE_URL is unset: mount a volume here.
+VOLUME ["/data"]
 USER 10001
 EXPOSE 8091
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \

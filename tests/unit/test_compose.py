@@ -51,3 +51,15 @@ def test_grafana_is_provisioned_with_the_dashboard_and_prometheus():
     grafana = load("compose.yaml")["services"]["grafana"]
     dashboard = next(v for v in grafana["volumes"] if "llm-inference-api.json" in v)
     assert (COMPOSE / dashboard.split(":")[0]).exists()
+
+
+def test_the_store_is_a_volume_and_postgresql_is_an_override():
+    stack = load("compose.yaml")
+    assert "data:/data" in stack["services"]["server"]["volumes"] and "data" in stack["volumes"]
+    override = load("compose.postgres.yaml")
+    url = override["services"]["server"]["environment"]["LLM_DATABASE_URL"]
+    database = override["services"]["postgres"]["environment"]
+    assert url == (
+        f"postgresql://{database['POSTGRES_USER']}:{database['POSTGRES_PASSWORD']}@postgres:5432/{database['POSTGRES_DB']}"
+    )
+    assert override["services"]["server"]["depends_on"] == ["postgres"]

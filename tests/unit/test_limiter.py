@@ -129,3 +129,81 @@ def test_a_key_with_as_many_waiting_takes_no_place():
     assert limiter.acquire(1, threading.Event(), "a")
     with pytest.raises(OverloadedError):
         limiter.acquire(30, threading.Event(), "b")  # nobody waits: nothing to give up
+
+
+# -- the lowest lane and priorities -----------------------------------------------------------------
+def _waiting_thread(limiter: SlotLimiter, granted: list[str], name: str, **kwargs) -> threading.Thread:
+    def wait() -> None:
+        if limiter.acquire(30, threading.Event(), name, **kwargs):
+            granted.append(name)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    return thread
+
+
+def _until(condition) -> None:
+    for _ in range(30_000):
+        if condition():
+            return
+        threading.Event().wait(0.001)  # polling for another thread's state, not synchronisation
+    raise AssertionError("never happened")
+
+
+def test_background_work_leaves_one_slot_for_interactive_requests():
+    limiter = SlotLimiter(limit=3, timeout=30)
+    assert limiter.background_limit == 2
+    assert limiter.acquire(1, threading.Event(), "batch", background=True)
+    assert limiter.acquire(1, threading.Event(), "batch", background=True)
+    granted: list[str] = []
+    third = _waiting_thread(limiter, granted, "batch", background=True)
+    _until(lambda: len(limiter._background) == 1)
+    assert limiter.in_use == 2 and not granted  # a slot is free, but not for background work
+    assert limiter.acquire(1, threading.Event(), "person")  # the interactive request gets it at once
+    limiter.release(1.0, "batch", background=True)
+    third.join(timeout=30)
+    assert granted == ["batch"] and limiter.background_running == 2 and limiter.in_use == 3
+
+
+def test_a_freed_slot_goes_to_an_interactive_waiter_before_background_work():
+    limiter = SlotLimiter(limit=2, timeout=30)
+    assert limiter.acquire(1, threading.Event(), "person")
+    assert limiter.acquire(1, threading.Event(), "batch", background=True)
+    granted: list[str] = []
+    background = _waiting_thread(limiter, granted, "batch", background=True)
+    _until(lambda: len(limiter._background) == 1)
+    interactive = _waiting_thread(limiter, granted, "person")
+    _until(lambda: limiter.waiting == 1)
+    limiter.release(1.0, "batch", background=True)
+    interactive.join(timeout=30)
+    assert granted == ["person"]
+    limiter.release(1.0, "person")
+    background.join(timeout=30)
+    assert granted == ["person", "batch"]
+
+
+def test_background_holds_are_not_in_the_interactive_estimate_or_queue_bound():
+    limiter = SlotLimiter(limit=1, timeout=30, max_waiting=0)
+    assert limiter.acquire(1, threading.Event(), "batch", background=True)
+    granted: list[str] = []
+    waiter = _waiting_thread(limiter, granted, "batch", background=True)  # no queue bound for the lane
+    _until(lambda: len(limiter._background) == 1)
+    limiter.release(100.0, "batch", background=True)
+    waiter.join(timeout=30)
+    assert granted == ["batch"] and limiter.mean_hold_seconds == 0.0
+
+
+def test_a_higher_priority_key_waits_less():
+    limiter = SlotLimiter(limit=1, timeout=30)
+    assert limiter.acquire(1, threading.Event(), "holder")
+    granted: list[str] = []
+    low = _waiting_thread(limiter, granted, "low")
+    _until(lambda: limiter.waiting == 1)
+    high = _waiting_thread(limiter, granted, "high", priority=5)
+    _until(lambda: limiter.waiting == 2)
+    limiter.release(0.1, "holder")
+    high.join(timeout=30)
+    assert granted == ["high"]
+    limiter.release(0.1, "high")
+    low.join(timeout=30)
+    assert granted == ["high", "low"]
