@@ -110,3 +110,37 @@ def test_tracing_follows_the_standard_switches():
     assert Settings.from_env(BASE).tracing_enabled
     assert not Settings.from_env({**BASE, "OTEL_SDK_DISABLED": "true"}).tracing_enabled
     assert not Settings.from_env({**BASE, "OTEL_TRACES_EXPORTER": "none"}).tracing_enabled
+
+
+def test_the_store_defaults_and_its_variables():
+    store = Settings.from_env({**BASE, "LLM_INFERENCE_PORT": "9000"}).store
+    assert store.database_url is None and store.url.endswith("llm-inference-api/llm.db")
+    assert store.store_responses and store.retention_days == 30 and store.max_file_mb == 512
+    assert store.replica_id.endswith(":9000") and store.lease_seconds == 30 and store.max_attempts == 3
+    custom = Settings.from_env(
+        {
+            **BASE,
+            "LLM_DATA_DIR": "/srv/state",
+            "LLM_STORE_RESPONSES": "false",
+            "LLM_RETENTION_DAYS": "7",
+            "LLM_REPLICA_ID": "pod-1",
+            "LLM_DATABASE_URL": "postgresql://u:p@db/llm",
+        }
+    ).store
+    assert custom.url == "postgresql://u:p@db/llm" and custom.replica_id == "pod-1"
+    assert not custom.store_responses and custom.retention_seconds == 7 * 86400
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"LLM_DATABASE_URL": "mysql://u:secret@db/llm"}, "LLM_DATABASE_URL='db/llm' is invalid"),
+        ({"LLM_RETENTION_DAYS": "0"}, "LLM_RETENTION_DAYS='0' is invalid"),
+        ({"LLM_MAX_FILE_MB": "lots"}, "LLM_MAX_FILE_MB='lots' is invalid"),
+        ({"LLM_WORK_LEASE_SECONDS": "0.5"}, "LLM_WORK_LEASE_SECONDS='0.5' is invalid"),
+    ],
+)
+def test_bad_store_values_stop_naming_the_variable(env, expected):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({**BASE, **env})
+    assert expected in str(error.value) and "secret" not in str(error.value)
