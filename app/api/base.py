@@ -32,6 +32,19 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+# The errors of the stored objects' routes (responses, files, batches).
+OBJECT_ERRORS = {
+    400: "A request the object's state or the store's settings do not allow (named in the message)",
+    401: ERROR_DESCRIPTIONS[401],
+    404: "No such object for this API key (never made, deleted, expired, or another key's)",
+    409: "The object's state does not allow it (cancel a finished batch or response)",
+    413: "An upload over LLM_MAX_FILE_MB",
+    422: ERROR_DESCRIPTIONS[422],
+    503: "The store could not take the change (storage_unavailable: nothing was written), or the server "
+    "is draining",
+}
+
+
 class Api(SmorestApi):
     ERROR_SCHEMA = ErrorSchema
 
@@ -55,6 +68,18 @@ class Blueprint(SmorestBlueprint):
                 description = ERROR_DESCRIPTIONS[status]
                 if status == 400 and 422 not in self.ERROR_STATUSES:
                     description += "; or a field out of range, of the wrong type, or unknown"
+                view = self.alt_response(status, schema=self.ERROR_SCHEMA, description=description)(view)
+            return view
+
+        return decorator
+
+    def object_errors(self) -> Callable[[Any], Any]:
+        """Document the error responses of the stored objects' routes."""
+
+        def decorator(view: Any) -> Any:
+            for status, description in OBJECT_ERRORS.items():
+                if status == 422 and 422 not in self.ERROR_STATUSES:
+                    continue
                 view = self.alt_response(status, schema=self.ERROR_SCHEMA, description=description)(view)
             return view
 

@@ -72,6 +72,7 @@ def traceparent() -> str | None:
 class Batches(MethodView):
     @blp.arguments(BatchRequestSchema)
     @blp.response(200, BatchSchema)
+    @blp.object_errors()
     def post(self, body: dict):
         """Create a batch: its input is checked line by line at once (a bad input fails naming the
         lines); its items then run in the lowest lane."""
@@ -89,6 +90,7 @@ class Batches(MethodView):
 
     @blp.arguments(BatchQuerySchema, location="query")
     @blp.response(200, BatchListSchema)
+    @blp.object_errors()
     def get(self, query: dict):
         """This API key's batches, newest first."""
         return batches.listing(stored.store().db, stored.owner(), query.get("after"), query["limit"])
@@ -97,6 +99,7 @@ class Batches(MethodView):
 @blp.route("/batches/<string:batch_id>")
 class Batch(MethodView):
     @blp.response(200, BatchSchema)
+    @blp.object_errors()
     def get(self, batch_id: str):
         """A batch, with its request counts."""
         return batches.get(stored.store().db, stored.owner(), batch_id)
@@ -105,6 +108,7 @@ class Batch(MethodView):
 @blp.route("/batches/<string:batch_id>/cancel")
 class Cancel(MethodView):
     @blp.response(200, BatchSchema)
+    @blp.object_errors()
     def post(self, batch_id: str):
         """Cancel a batch: nothing more starts; the items running end at once (cancelling, then cancelled)."""
         store = stored.store()

@@ -53,6 +53,7 @@ def before_upload() -> None:
 @blp.route("/files")
 class Files(MethodView):
     @blp.response(200, FileSchema)
+    @blp.object_errors()
     @blp.doc(
         requestBody={
             "content": {
@@ -90,6 +91,7 @@ class Files(MethodView):
 
     @blp.arguments(FileQuerySchema, location="query")
     @blp.response(200, FileListSchema)
+    @blp.object_errors()
     def get(self, query: dict):
         """This API key's files, newest first unless order=asc."""
         return files.listing(
@@ -105,11 +107,13 @@ class Files(MethodView):
 @blp.route("/files/<string:file_id>")
 class File(MethodView):
     @blp.response(200, FileSchema)
+    @blp.object_errors()
     def get(self, file_id: str):
         """A file's description."""
         return files.file_object(files.get_row(stored.store().db, stored.owner(), file_id))
 
     @blp.response(200, DeletedSchema)
+    @blp.object_errors()
     def delete(self, file_id: str):
         """Delete a file."""
         files.delete(stored.store().db, stored.owner(), file_id)
@@ -119,6 +123,7 @@ class File(MethodView):
 @blp.route("/files/<string:file_id>/content")
 class Content(MethodView):
     @blp.response(200, content_type="application/octet-stream")
+    @blp.object_errors()
     def get(self, file_id: str):
         """A file's bytes (a batch's output: one JSON line per request), streamed."""
         db = stored.store().db

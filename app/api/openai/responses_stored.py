@@ -78,12 +78,14 @@ def page(items: list[dict], query: dict) -> dict:
 @blp.route("/responses/<string:response_id>")
 class StoredResponse(MethodView):
     @blp.response(200, ResponseObjectSchema)
+    @blp.object_errors()
     def get(self, response_id: str):
         """A stored response (a background one with its current status)."""
         found = rows.get(stored.store().db, stored.owner(), response_id)
         return {**found.body, "status": found.status}
 
     @blp.response(200, DeletedSchema)
+    @blp.object_errors()
     def delete(self, response_id: str):
         """Delete a stored response (a running background one is cancelled first)."""
         store = stored.store()
@@ -97,6 +99,7 @@ class StoredResponse(MethodView):
 class InputItems(MethodView):
     @blp.arguments(ListQuerySchema, location="query")
     @blp.response(200, ItemListSchema)
+    @blp.object_errors()
     def get(self, query: dict, response_id: str):
         """The input items of a stored response, paginated (newest first unless order=asc)."""
         return page(rows.get(stored.store().db, stored.owner(), response_id).input_items, query)
@@ -105,6 +108,7 @@ class InputItems(MethodView):
 @blp.route("/responses/<string:response_id>/cancel")
 class Cancel(MethodView):
     @blp.response(200, ResponseObjectSchema)
+    @blp.object_errors()
     def post(self, response_id: str):
         """Cancel a background response: queued, it never runs; running, its slot is freed at once."""
         store = stored.store()
