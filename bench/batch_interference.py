@@ -62,11 +62,26 @@ def start_batch(port: int) -> str:
     return post(port, "/v1/batches", json.dumps(body).encode(), "application/json")["id"]
 
 
+def background_slots(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith("llm_background_slots_in_use "):
+                return float(line.split()[1])
+    return 0.0
+
+
 def first_tokens(port: int, count: int, tag: str) -> list[float]:
     times = []
     for n in range(count):
         question = {"role": "user", "content": f"[{tag} {n}] Name a colour."}
-        body = {"model": MODEL, "messages": [question], "max_tokens": 8, "temperature": 0, "stream": True}
+        body = {
+            "model": MODEL,
+            "messages": [question],
+            "max_tokens": 8,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         times.append(stream(port, CHAT_PATH, body).ttft_ms)
         time.sleep(0.3)  # between requests, as a person types; not synchronisation
     return times
@@ -83,12 +98,17 @@ def main() -> int:
             server.wait_ready("/health/ready", 300)
             idle = first_tokens(server.port, args.requests, "idle")
             start_batch(server.port)
-            time.sleep(2)  # the batch's items reach the engine
+            while background_slots(server.port) < 1:  # the batch's items are in the engine
+                time.sleep(0.1)
+            held = background_slots(server.port)
             busy = first_tokens(server.port, args.requests, "busy")
     idle_ms, busy_ms = statistics.median(idle), statistics.median(busy)
     print(f"interactive first token, median of {args.requests}:")
     print(f"  idle {idle_ms:.0f} ms, during a batch {busy_ms:.0f} ms: {busy_ms / idle_ms:.2f}x")
-    print(f"  slots {args.slots}: the batch may hold {max(1, args.slots - 1)}")
+    print(
+        f"  slots {args.slots}: the batch may hold {max(1, args.slots - 1)}; it held {held:.0f} at the first"
+    )
+    print(f"  during the batch, each: {', '.join(f'{t:.0f}' for t in busy)} ms")
     return 0
 
 

@@ -11,7 +11,12 @@ Without keys every request is the same key, and the order is plain arrival order
 
 Background work (batch items, background responses) is the lowest lane: it takes a slot only when no
 interactive request waits, holds at most `limit - 1` slots (so one is always free for an interactive
-request that arrives), and its waiters are outside the interactive queue and its bound.
+request that arrives), and its waiters are outside the interactive queue and its bound. An interactive
+request that takes or waits for a slot while background work runs preempts it (`on_interactive`: the
+work loop ends it and runs it again later, as vLLM's priority scheduling recomputes a preempted
+sequence). The work loop starts new background work only once interactive requests have been quiet a
+moment (`interactive_quiet`): on CPU every running sequence shares the engine's steps, so background
+work that keeps starting would slow each person's first token.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import itertools
 import logging
 import math
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.errors import OverloadedError, RateLimitedError
@@ -58,6 +65,9 @@ class SlotLimiter:
         self.background_limit = max(1, limit - 1)
         self.background_running = 0
         self._background: collections.deque[_Waiter] = collections.deque()
+        self.interactive_at = 0.0  # monotonic time of the last interactive grant or release
+        # told when an interactive request takes or waits for a slot while background work holds some
+        self.on_interactive: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self.mean_hold_seconds = 0.0  # running mean of how long a request holds a slot
 
@@ -89,9 +99,23 @@ class SlotLimiter:
         with self._lock:
             if share is not None and self.held_by(key) >= share:
                 raise self.rate_limited(key, share)
+            preempt = self.background_running > 0 and self.on_interactive is not None
             if self.in_use < self.limit and not self.waiting:
                 self.in_use += 1
                 self._grant(key)
+                self.interactive_at = time.monotonic()
+                granted = True
+            else:
+                granted = False
+        if preempt:
+            self.on_interactive()
+        if granted:
+            return True
+        with self._lock:
+            if self.in_use < self.limit and not self.waiting:  # freed while the preemption was told
+                self.in_use += 1
+                self._grant(key)
+                self.interactive_at = time.monotonic()
                 return True
             position = self.waiting + 1
             if position > self.max_waiting and self._displace(key):
@@ -183,6 +207,8 @@ class SlotLimiter:
             return
         if background:
             self.background_running -= 1
+        else:
+            self.interactive_at = time.monotonic()
         if measured:
             if self.mean_hold_seconds:
                 self.mean_hold_seconds += _SMOOTHING * (held_seconds - self.mean_hold_seconds)
@@ -214,6 +240,11 @@ class SlotLimiter:
         (round-robin), then the oldest waiter."""
         key = queue[0].key
         return -queue[0].priority, self.running[key], self._served.get(key, -1), queue[0].arrival
+
+    def interactive_quiet(self, seconds: float) -> bool:
+        """No interactive request holds or waits for a slot, nor did for `seconds`."""
+        busy = self.in_use - self.background_running > 0 or self.waiting > 0
+        return not busy and time.monotonic() - self.interactive_at >= seconds
 
     def _grant(self, key: str) -> None:
         self.running[key] += 1

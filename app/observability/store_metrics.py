@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app.store.tables import batch_items, batches, files, responses
@@ -28,6 +28,10 @@ class StoreCollector(Collector):
         )
         local = GaugeMetricFamily("llm_work_running", "Work units this replica runs now")
         local.add_metric([], len(self._store.work.running))
+        preempted = CounterMetricFamily(
+            "llm_work_preemptions", "Background units ended for an interactive request, to run again later"
+        )
+        preempted.add_metric([], self._store.work.preemptions)
         lane = GaugeMetricFamily("llm_background_slots_in_use", "Slots held by the lowest (background) lane")
         lane.add_metric([], self._limiter.background_running)
         try:
@@ -50,4 +54,4 @@ class StoreCollector(Collector):
                         units.add_metric([kind, state], found.get(state, 0))
         except Exception:
             logger.warning("metrics: the store could not be read")
-        yield from (objects, units, local, lane)
+        yield from (objects, units, local, lane, preempted)

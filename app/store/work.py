@@ -26,6 +26,9 @@ from app.store.settings import StoreSettings
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+# New background work starts only after interactive requests have been quiet this long (the limiter's
+# lowest lane): a person's next message, typed within it, finds the engine without new batch items.
+QUIET_SECONDS = 2.0
 CLEANUP_SECONDS = 3600.0
 RETRY_STATUSES = (429, 503)  # capacity, quota, drain, storage: the unit waits and runs later
 
@@ -45,6 +48,7 @@ class Unit:
     traceparent: str | None = None
     session: Any = None  # the generation session, once the handler opened it
     cancelled: str | None = None
+    preempted: bool = False
 
     @property
     def key(self) -> tuple:
@@ -63,16 +67,20 @@ class WorkLoop:
         self.capacity = capacity
         self.running: dict[tuple, Unit] = {}
         self.app: Any = None
+        self.limiter: Any = None
         self.draining = False
         self._wake = threading.Event()
         self._renewed = 0.0
         self._cleaned = 0.0
         self._backoff_until = 0.0
         self.started = False
+        self.preemptions = 0
 
     # -- control, from request handlers and the worker ------------------------------------------
     def start(self, app: Any) -> None:
         self.app = app
+        self.limiter = app.extensions["llm"].limiter
+        self.limiter.on_interactive = self.preempt
         self.started = True
         spawn_background(self._loop)
 
@@ -88,6 +96,14 @@ class WorkLoop:
         for unit in list(self.running.values()):
             if unit.kind == "item" and unit.id == batch_id:
                 unit.cancel(reason)
+
+    def preempt(self) -> None:
+        """An interactive request came: the background work running ends now and runs again later
+        (its attempt not counted), so the person's request has the engine to itself."""
+        for unit in list(self.running.values()):
+            if unit.session is not None and unit.cancelled is None:
+                unit.preempted = True
+                unit.session.interrupt("preempted")
 
     def drain(self) -> None:
         """SIGTERM: claim nothing more; what runs is cut and its claim given back at once."""
@@ -132,6 +148,8 @@ class WorkLoop:
         free = self.capacity - len(self.running)
         if free <= 0 or now < self._backoff_until or self.draining:
             return
+        if not self.limiter.interactive_quiet(QUIET_SECONDS):
+            return  # the next tick looks again
         for unit in units.claim(self.db, self.settings.replica_id, now, lease, free):
             if unit.attempts > self.settings.max_attempts:
                 self._give_up(unit)
@@ -162,7 +180,9 @@ class WorkLoop:
     def _run(self, unit: Unit) -> None:
         try:
             status, body, request_id = self._call(unit)
-            if unit.cancelled or status in RETRY_STATUSES or status == 499:
+            if unit.cancelled or unit.preempted or status in RETRY_STATUSES or status == 499:
+                if unit.preempted:
+                    self.preemptions += 1
                 units.release(self.db, unit, self.settings.replica_id)
                 if status in RETRY_STATUSES:
                     self._backoff_until = time.time() + POLL_SECONDS

@@ -137,6 +137,24 @@ def test_a_background_response_runs_and_a_cancelled_one_frees_its_slot(store_ser
         client_a.responses.cancel(foreground.id)
 
 
+def test_an_interactive_request_preempts_background_work_which_runs_again(store_server, client_a):
+    job = client_a.responses.create(
+        model=EMBEDDED, input="Write a long story.", background=True, max_output_tokens=120
+    )
+    wait_for(lambda: samples(store_server).get(("llm_background_slots_in_use", ())) == 1, "it to run")
+    before = samples(store_server).get(("llm_work_preemptions_total", ()), 0)
+    answer = client_a.chat.completions.create(
+        model=EMBEDDED, messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+    )
+    assert answer.choices[0].message.content
+    assert samples(store_server)[("llm_work_preemptions_total", ())] == before + 1
+    done = wait_for(
+        lambda: (r := client_a.responses.retrieve(job.id)).status not in ("queued", "in_progress") and r,
+        "the preempted response to run again",
+    )
+    assert done.status in ("completed", "incomplete") and done.output_text
+
+
 def test_background_and_store_rules(client_a):
     with pytest.raises(openai.UnprocessableEntityError) as error:
         client_a.responses.create(model=EMBEDDED, input="Hi", background=True, store=False)
