@@ -17,6 +17,7 @@ from app.store.tables import batch_items, batches, file_chunks, files, responses
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 WINDOWS = {"24h": 86400}
 MAX_REPORTED_ERRORS = 100
+INSERT_ROWS = 1000
 EXPIRED = {
     "code": "batch_expired",
     "message": "This request could not be executed before the completion window expired.",
@@ -117,15 +118,16 @@ def create(
             details={"param": "input_file_id"},
         )
     endpoint = body["endpoint"]
-    items, errors, seen = [], [], set()
+    count, errors, seen = 0, [], set()
+    # First pass: check every line, keeping only the custom_ids seen (the file is never whole in memory).
     for number, raw in stored_files.upload_lines(db, file_row.id):
         if not raw.strip():
             continue
         item, error = _check_line(number, raw, endpoint, seen)
         if error is not None:
             errors.append(error)
-        elif len(items) < max_items:
-            items.append({"line": number, **item})
+        elif count < max_items:
+            count += 1
         else:
             errors.append(
                 {
@@ -136,7 +138,7 @@ def create(
                 }
             )
             break
-    if not items and not errors:
+    if not count and not errors:
         errors.append(
             {"code": "empty_file", "message": "the input file has no requests", "param": None, "line": None}
         )
@@ -156,7 +158,7 @@ def create(
         errors=json.dumps(shown) if shown else None,
         output_file_id=None,
         error_file_id=None,
-        total=0 if errors else len(items),
+        total=0 if errors else count,
         created_at=now,
         expires_at=now + WINDOWS[body["completion_window"]],
         times=json.dumps(times),
@@ -164,22 +166,27 @@ def create(
     )
     with db.begin() as connection:
         connection.execute(batches.insert().values(**row))
-        if not errors:
-            for start in range(0, len(items), 1000):
-                connection.execute(
-                    batch_items.insert(),
-                    [
-                        {
-                            "batch_id": batch_id,
-                            "line": i["line"],
-                            "custom_id": i["custom_id"],
-                            "body": json.dumps(i["body"]),
-                            "status": "pending",
-                            "attempts": 0,
-                        }
-                        for i in items[start : start + 1000]
-                    ],
+        if not errors:  # second pass: the items, a thousand rows an insert, in the batch's transaction
+            chunk: list[dict] = []
+            for number, raw in stored_files.upload_lines(db, file_row.id):
+                if not raw.strip():
+                    continue
+                item = json.loads(raw)
+                chunk.append(
+                    {
+                        "batch_id": batch_id,
+                        "line": number,
+                        "custom_id": item["custom_id"],
+                        "body": json.dumps(item["body"]),
+                        "status": "pending",
+                        "attempts": 0,
+                    }
                 )
+                if len(chunk) == INSERT_ROWS:
+                    connection.execute(batch_items.insert(), chunk)
+                    chunk = []
+            if chunk:
+                connection.execute(batch_items.insert(), chunk)
     return get(db, owner, batch_id)
 
 

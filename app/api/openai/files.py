@@ -79,15 +79,18 @@ class Files(MethodView):
         if upload is None:
             raise invalid("file", "a multipart form field 'file' is required")
         store = stored.store()
-        return files.upload(
-            store.db,
-            stored.owner(),
-            purpose,
-            (upload.filename or "upload.jsonl")[:512],
-            upload.stream,
-            store.settings.retention_seconds,
-            store.settings.max_file_mb * MiB,
-        )
+        try:
+            return files.upload(
+                store.db,
+                stored.owner(),
+                purpose,
+                (upload.filename or "upload.jsonl")[:512],
+                upload.stream,
+                store.settings.retention_seconds,
+                store.settings.max_file_mb * MiB,
+            )
+        finally:
+            upload.close()  # the spooled temporary file werkzeug parsed the upload into
 
     @blp.arguments(FileQuerySchema, location="query")
     @blp.response(200, FileListSchema)

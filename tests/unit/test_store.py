@@ -1,0 +1,94 @@
+"""The store behind the Files and Batch APIs, on SQLite, through the Flask test client (fake engine;
+the work loop is not running, so batch items stay pending)."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+from app.store import units
+from app.store.tables import batch_items
+
+ENDPOINT = "/v1/chat/completions"
+
+
+def form(data: bytes, purpose: str = "batch") -> bytes:
+    """A multipart body built here: the test client would spool a large one to a file it never closes."""
+    head = (
+        f'--b0\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n{purpose}\r\n'
+        '--b0\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n\r\n'
+    )
+    return head.encode() + data + b"\r\n--b0--\r\n"
+
+
+def upload(client, data: bytes, purpose: str = "batch", headers: dict | None = None):
+    kind = "multipart/form-data; boundary=b0"
+    return client.post("/v1/files", data=form(data, purpose), content_type=kind, headers=headers)
+
+
+def line(custom_id: str, **overrides) -> str:
+    body = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
+    return json.dumps({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body, **overrides})
+
+
+def batch(client, file_id: str):
+    return client.post(
+        "/v1/batches", json={"input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": "24h"}
+    )
+
+
+def test_a_file_of_several_chunks_comes_back_byte_for_byte(client):
+    data = bytes(range(256)) * (10 * 1024 + 7)  # 2.5 MiB: three chunks
+    stored = upload(client, data).get_json()
+    assert stored["bytes"] == len(data)
+    content = client.get(f"/v1/files/{stored['id']}/content")
+    assert content.status_code == 200 and content.data == data
+
+
+def test_a_batch_is_checked_line_by_line_and_holds_each_good_line_once(make_app):
+    app = make_app()
+    client = app.test_client()
+    good = "\n".join(line(f"id-{n}") for n in range(2500)) + "\n\n"
+    created = batch(client, upload(client, good.encode()).get_json()["id"]).get_json()
+    assert created["status"] == "in_progress" and created["request_counts"]["total"] == 2500
+    db = app.extensions["llm"].store.db
+    with db.begin() as connection:
+        ids = connection.execute(
+            sa.select(batch_items.c.custom_id).where(batch_items.c.batch_id == created["id"])
+        )
+        assert sorted(ids.scalars()) == sorted(f"id-{n}" for n in range(2500))
+    bad = "\n".join([line("a"), line("a"), line("b", url="/v1/embeddings"), "[1]", line("c", body=[])])
+    failed = batch(client, upload(client, bad.encode()).get_json()["id"]).get_json()
+    assert failed["status"] == "failed" and failed["request_counts"]["total"] == 0
+    assert [e["line"] for e in failed["errors"]["data"]] == [2, 3, 4, 5]
+
+
+def test_claims_never_hand_one_item_to_two_replicas(make_app):
+    app = make_app()
+    client = app.test_client()
+    good = "\n".join(line(f"id-{n}") for n in range(10))
+    batch(client, upload(client, good.encode()).get_json()["id"])
+    db = app.extensions["llm"].store.db
+    first = units.claim(db, "replica-a", 1000.0, 30, 6)
+    second = units.claim(db, "replica-b", 1001.0, 30, 6)
+    assert len(first) == 6 and len(second) == 4
+    assert not {u.custom_id for u in first} & {u.custom_id for u in second}
+    assert units.claim(db, "replica-c", 1002.0, 30, 6) == []  # all leased
+    taken = units.claim(db, "replica-c", 2000.0, 30, 20)  # the leases ran out: free to claim again
+    assert len(taken) == 10 and all(u.attempts == 2 for u in taken)
+    assert not units.record(db, first[0], "replica-a", 200, {"ok": 1}, "r")  # its lease is lost
+    assert units.record(db, taken[0], "replica-c", 200, {"ok": 1}, "r")
+
+
+def test_another_keys_objects_are_not_found(make_app):
+    client = make_app(LLM_API_KEYS="key-a-0123456789abcdef,key-b-0123456789abcdef").test_client()
+    a = {"Authorization": "Bearer key-a-0123456789abcdef"}
+    b = {"Authorization": "Bearer key-b-0123456789abcdef"}
+    file_id = upload(client, line("x").encode(), headers=a).get_json()["id"]
+    for path in (f"/v1/files/{file_id}", f"/v1/files/{file_id}/content"):
+        assert client.get(path, headers=b).status_code == 404
+        assert client.get(path, headers=a).status_code == 200
+    answer = client.get(f"/v1/files/{file_id}", headers=b).get_json()
+    assert answer["error"]["code"] == "not_found" and "in.jsonl" not in json.dumps(answer)
+    assert client.get("/v1/files", headers=b).get_json()["data"] == []
