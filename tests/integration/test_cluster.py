@@ -74,10 +74,21 @@ def cluster(tmp_path_factory, database):
         assert code == 0
 
 
+_clients: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
 def openai_client(url: str):
     import openai
 
-    return openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=2)
+    _clients.append(openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=2))
+    return _clients[-1]
 
 
 def running_on_replicas(cluster) -> float:

@@ -26,9 +26,20 @@ def start(tmp) -> Server:
     ).start()
 
 
+_clients: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
 def client(server) -> openai.OpenAI:
     server.wait_until("/health/ready")
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=3)
+    _clients.append(openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=3))
+    return _clients[-1]
 
 
 def create_batch(api: openai.OpenAI) -> str:

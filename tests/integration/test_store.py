@@ -33,12 +33,14 @@ def store_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client_a(store_server):
-    return openai.OpenAI(base_url=store_server.url + "/v1", api_key=KEY_A, max_retries=0)
+    with openai.OpenAI(base_url=store_server.url + "/v1", api_key=KEY_A, max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
 def client_b(store_server):
-    return openai.OpenAI(base_url=store_server.url + "/v1", api_key=KEY_B, max_retries=0)
+    with openai.OpenAI(base_url=store_server.url + "/v1", api_key=KEY_B, max_retries=0) as client:
+        yield client
 
 
 def jsonl(lines: list) -> io.BytesIO:
