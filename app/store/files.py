@@ -11,6 +11,7 @@ from typing import IO
 import sqlalchemy as sa
 
 from app.errors import NotFoundError, PayloadTooLargeError
+from app.store import paging
 from app.store.db import Database
 from app.store.tables import batch_items, file_chunks, files
 
@@ -101,13 +102,7 @@ def listing(db: Database, owner: str, purpose: str | None, limit: int, after: st
         column = files.c.created_at.asc() if order == "asc" else files.c.created_at.desc()
         rows = list(connection.execute(query.order_by(column, files.c.id).limit(limit + 1)))
     data = [file_object(row) for row in rows[:limit]]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": len(rows) > limit,
-    }
+    return paging.page(data, len(rows) > limit)
 
 
 def delete(db: Database, owner: str, file_id: str) -> None:

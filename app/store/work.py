@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.engine.offload import spawn_background
-from app.store import batches, units
+from app.store import lifecycle, units
 from app.store.db import Database
 from app.store.settings import StoreSettings
 
@@ -138,10 +138,10 @@ class WorkLoop:
         if self.running and now - self._renewed > lease / 3:
             units.renew(self.db, self.settings.replica_id, now + lease)
             self._renewed = now
-        batches.advance(self.db, now, self.settings.retention_seconds)
+        lifecycle.advance(self.db, now, self.settings.retention_seconds)
         self._cancel_stopped()
         if now - self._cleaned > CLEANUP_SECONDS:
-            removed = batches.clean(self.db, now, self.settings.retention_seconds)
+            removed = lifecycle.clean(self.db, now, self.settings.retention_seconds)
             if removed:
                 logger.info("retention (LLM_RETENTION_DAYS): removed %s", removed)
             self._cleaned = now

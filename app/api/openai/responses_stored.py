@@ -14,6 +14,7 @@ from app.api.openai.responses import responses_request
 from app.api.openai.schemas import ResponseObjectSchema, ResponsesRequestSchema
 from app.engine import tokens
 from app.errors import BadRequestError, ConflictError
+from app.store import paging
 from app.store import responses as rows
 from app.store.responses import FINISHED
 
@@ -66,13 +67,7 @@ def page(items: list[dict], query: dict) -> dict:
         at = ids.index(cursor)
         ordered, ids = (ordered[at + 1 :], ids[at + 1 :]) if keep_after else (ordered[:at], ids[:at])
     data = ordered[: query["limit"]]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0].get("id") if data else None,
-        "last_id": data[-1].get("id") if data else None,
-        "has_more": len(ordered) > len(data),
-    }
+    return paging.page(data, len(ordered) > len(data))
 
 
 @blp.route("/responses/<string:response_id>")
