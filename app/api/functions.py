@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.engine import Grammar, ToolCall
-from app.errors import UnprocessableError
+from app.errors import BadRequestError, UnprocessableError
 
 # What the client lets the model do: "none", "auto", "required" (some call) or a function's name.
 Choice = str
@@ -49,6 +49,11 @@ class ToolPlan:
 
 def invalid(param: str, message: str) -> UnprocessableError:
     return UnprocessableError(f"{param}: {message}", details={"fields": {param: [message]}})
+
+
+def unsupported(param: str, message: str) -> BadRequestError:
+    """A well-formed request for what this server cannot do (images, audio, server-side tools): 400."""
+    return BadRequestError(f"{param}: {message}", details={"param": param})
 
 
 def plan(functions: list[Function], choice: Choice, param: str = "tool_choice") -> ToolPlan:

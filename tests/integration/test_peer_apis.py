@@ -154,10 +154,10 @@ def test_responses_refuse_what_they_cannot_do(apis_server, oai):
     with pytest.raises(openai.NotFoundError) as stored:
         oai.responses.create(model=EMBEDDED, input="Hi", previous_response_id="resp_123")
     assert stored.value.body["param"] == "response_id"
-    with pytest.raises(openai.UnprocessableEntityError) as item:
+    with pytest.raises(openai.BadRequestError) as item:  # a request for what a text model cannot do
         oai.responses.create(model=EMBEDDED, input=[{"type": "input_image", "image_url": "x"}])
-    assert "input_image" in item.value.body["message"]
-    with pytest.raises(openai.UnprocessableEntityError) as tool:
+    assert "input_image" in item.value.body["message"] and item.value.body["param"] == "input"
+    with pytest.raises(openai.BadRequestError) as tool:
         oai.responses.create(model=EMBEDDED, input="Hi", tools=[{"type": "web_search"}])
     assert "web_search" in tool.value.body["message"]
 

@@ -99,3 +99,25 @@ def test_openapi_documents_ranges_and_defaults(client):
     stream = spec["paths"]["/api/chat/stream"]["post"]
     assert "text/event-stream" in stream["responses"]["200"]["content"]
     assert {"400", "404", "422", "500", "503"} <= set(stream["responses"])
+
+
+# The required fields of OpenAI's Response object (the open-responses spec's ResponseResource).
+RESPONSE_REQUIRED = {
+    "id", "object", "created_at", "completed_at", "status", "incomplete_details", "model",
+    "previous_response_id", "instructions", "output", "error", "tools", "tool_choice", "truncation",
+    "parallel_tool_calls", "text", "top_p", "presence_penalty", "frequency_penalty", "top_logprobs",
+    "temperature", "reasoning", "usage", "max_output_tokens", "max_tool_calls", "store", "background",
+    "service_tier", "metadata", "safety_identifier", "prompt_cache_key",
+}  # fmt: skip
+
+
+def test_a_response_object_has_every_required_field_the_same_stored_and_fresh(client):
+    tool = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+    fresh = client.post(
+        "/v1/responses", json={"model": "test/fake", "input": "Hi", "max_output_tokens": 3, "tools": [tool]}
+    ).get_json()
+    assert set(fresh) >= RESPONSE_REQUIRED
+    assert isinstance(fresh["temperature"], float) and isinstance(fresh["top_p"], float)
+    assert fresh["tools"] == [{**tool, "description": None, "strict": None}]
+    stored = client.get(f"/v1/responses/{fresh['id']}").get_json()
+    assert {k: stored[k] for k in RESPONSE_REQUIRED} == {k: fresh[k] for k in RESPONSE_REQUIRED}

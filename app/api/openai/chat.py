@@ -11,7 +11,7 @@ from flask.views import MethodView
 
 from app.api import inference
 from app.api.base import OpenAIBlueprint
-from app.api.functions import Choice, Function, call_message, closed_objects, invalid, plan
+from app.api.functions import Choice, Function, call_message, closed_objects, invalid, plan, unsupported
 from app.api.openai.schemas import (
     ChatCompletionRequestSchema,
     CompletionRequestSchema,
@@ -35,7 +35,8 @@ def _text_of(content: Any) -> str:
         return content or ""
     if isinstance(content, list) and all(isinstance(p, dict) for p in content):
         if any(part.get("type") != "text" for part in content):
-            raise invalid("messages", "only text content parts are supported")
+            kinds = sorted({str(part.get("type")) for part in content} - {"text"})
+            raise unsupported("messages", f"content part type {kinds[0]!r} is not supported (text only)")
         return "".join(str(part.get("text", "")) for part in content)
     raise invalid("messages", "content must be a string or a list of text parts")
 

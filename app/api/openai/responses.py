@@ -15,7 +15,7 @@ from flask.views import MethodView
 
 from app.api import inference
 from app.api.base import OpenAIBlueprint
-from app.api.functions import Choice, Function, call_message, invalid, plan
+from app.api.functions import Choice, Function, call_message, invalid, plan, unsupported
 from app.api.openai import stored
 from app.api.openai.chat import format_grammar
 from app.api.openai.responses_events import ResponseWriter
@@ -37,7 +37,7 @@ def _content(content: Any) -> str:
     if isinstance(content, list) and all(isinstance(p, dict) for p in content):
         kinds = {part.get("type") for part in content} - set(TEXT_PARTS)
         if kinds:
-            raise invalid(
+            raise unsupported(
                 "input", f"content part type {sorted(map(str, kinds))[0]!r} is not supported (text only)"
             )
         return "".join(str(part.get("text", "")) for part in content)
@@ -79,7 +79,7 @@ def input_messages(body: dict, context: list[dict] = ()) -> tuple[dict[str, str]
                 raise invalid("input", "a message's role must be user, assistant, system or developer")
             messages.append({"role": role, "content": _content(item.get("content"))})
         else:
-            raise invalid(
+            raise unsupported(
                 "input", f"item type {kind!r} is not supported (message, function_call, function_call_output)"
             )
     if calls:
@@ -97,7 +97,7 @@ def functions(tools: list[dict]) -> list[Function]:
     found = []
     for tool in tools:
         if tool.get("type") != "function":
-            raise invalid("tools", f"tool type {tool.get('type')!r} is not supported (function only)")
+            raise unsupported("tools", f"tool type {tool.get('type')!r} is not supported (function only)")
         if not isinstance(tool.get("name"), str) or not tool["name"]:
             raise invalid("tools", 'each tool must be {"type": "function", "name": ..., "parameters": {...}}')
         found.append(Function(tool["name"], tool.get("description"), tool.get("parameters")))
@@ -142,6 +142,8 @@ class Responses(MethodView):
         request, forced = responses_request(body, keeping.context)
         writer = ResponseWriter(body, request.model, forced)
         writer.base.update(keeping.fields())
+        sampling = request.sampling  # the values this response was generated with
+        writer.base.update(temperature=sampling.temperature, top_p=sampling.top_p)
         if keeping.background:
             return jsonify(keeping.queue(writer.response(QUEUED), body))
         if keeping.store:

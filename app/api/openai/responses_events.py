@@ -25,6 +25,19 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+def echoed_tool(tool: dict) -> dict:
+    """A function tool as the response object lists it: every field of OpenAI's FunctionTool."""
+    if tool.get("type") != "function":
+        return tool
+    return {
+        "type": "function",
+        "name": tool.get("name"),
+        "description": tool.get("description"),
+        "parameters": tool.get("parameters"),
+        "strict": tool.get("strict"),
+    }
+
+
 def usage_object(usage: Usage | None) -> dict:
     usage = usage or Usage(0, 0)
     return {
@@ -51,7 +64,7 @@ class ResponseWriter(TurnWriter):
             "temperature": body.get("temperature"),
             "top_p": body.get("top_p"),
             "text": body.get("text") or {"format": {"type": "text"}},
-            "tools": body.get("tools") or [],
+            "tools": [echoed_tool(tool) for tool in body.get("tools") or []],
             "tool_choice": body.get("tool_choice") or "auto",
             "parallel_tool_calls": body.get("parallel_tool_calls", True),
             "previous_response_id": None,
@@ -62,6 +75,15 @@ class ResponseWriter(TurnWriter):
             "user": body.get("user"),
             "error": None,
             "incomplete_details": None,
+            "completed_at": None,
+            "presence_penalty": body.get("presence_penalty") or 0.0,
+            "frequency_penalty": body.get("frequency_penalty") or 0.0,
+            "top_logprobs": body.get("top_logprobs") or 0,
+            "reasoning": None,  # no reasoning model here
+            "max_tool_calls": body.get("max_tool_calls"),
+            "service_tier": "default",
+            "safety_identifier": body.get("safety_identifier"),
+            "prompt_cache_key": body.get("prompt_cache_key"),
         }
         self.output: list[dict] = []
         self._message: dict | None = None  # the message item being written
@@ -167,6 +189,8 @@ class ResponseWriter(TurnWriter):
         if reason:
             self.base["incomplete_details"] = {"reason": reason}
         status = "incomplete" if reason else "completed"
+        if status == "completed":
+            self.base["completed_at"] = int(time.time())
         self.last = self.response(status, usage_object(usage))
         if self.on_done is not None:
             self.on_done(self.last)

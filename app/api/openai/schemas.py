@@ -179,6 +179,16 @@ class ResponsesRequestSchema(CommonSamplingSchema):
     )
     metadata = fields.Dict(load_default=None, allow_none=True, metadata={"description": "Echoed back."})
     user = fields.String(metadata={"description": "Accepted; an end-user id for the caller's records."})
+    service_tier = fields.String(allow_none=True, metadata={"description": "Accepted, no effect: one tier."})
+    prompt_cache_key = fields.String(
+        allow_none=True, metadata={"description": "Accepted; the prefix cache works on the prompt itself."}
+    )
+    safety_identifier = fields.String(allow_none=True, metadata={"description": "Accepted, no effect."})
+    max_tool_calls = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "Accepted: one call a turn."},
+    )
     truncation = fields.String(
         validate=validate.OneOf(["disabled"]),
         metadata={"description": "Only `disabled`: a prompt over the context is refused (400)."},
@@ -216,3 +226,12 @@ class ResponseObjectSchema(Schema):
     tools = fields.List(fields.Dict())
     truncation = fields.String()
     user = fields.String(allow_none=True)
+    completed_at = fields.Integer(allow_none=True, metadata={"description": "When it completed (else null)."})
+    presence_penalty = fields.Float()
+    frequency_penalty = fields.Float()
+    top_logprobs = fields.Integer()
+    reasoning = fields.Dict(allow_none=True, metadata={"description": "Always null: no reasoning models."})
+    max_tool_calls = fields.Integer(allow_none=True)
+    service_tier = fields.String()
+    safety_identifier = fields.String(allow_none=True)
+    prompt_cache_key = fields.String(allow_none=True)
