@@ -20,6 +20,21 @@ from app.errors import ApiError
 STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use", "timeout": "timeout"}
 
 
+def usage_object(input_tokens: int, output_tokens: int) -> dict:
+    """Anthropic's usage with every field its spec requires; no prompt caching is billed here."""
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
+        "server_tool_use": {"web_fetch_requests": 0, "web_search_requests": 0},
+        "output_tokens_details": None,
+        "inference_geo": None,
+        "service_tier": "standard",
+    }
+
+
 def stop_reason(finish_reason: str | None, stop_sequences: list[str]) -> tuple[str, str | None]:
     """(stop_reason, stop_sequence). The engine reports a stop string and the end-of-turn token both
     as "stop" and does not say which string matched: with stop sequences given, a "stop" is reported
@@ -46,7 +61,9 @@ class MessageWriter(TurnWriter):
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "stop_details": None,
+            "container": None,
+            "usage": usage_object(0, 0),
         }
         self._text: dict | None = None  # the text block being written
 
@@ -60,12 +77,12 @@ class MessageWriter(TurnWriter):
     def text(self, delta: str) -> str:
         frames = ""
         if self._text is None:
-            self._text = {"type": "text", "text": ""}
+            self._text = {"type": "text", "text": "", "citations": None}
             self.message["content"].append(self._text)
             frames += self._event(
                 "content_block_start",
                 index=self._index(self._text),
-                content_block={"type": "text", "text": ""},
+                content_block={"type": "text", "text": "", "citations": None},
             )
         self._text["text"] += delta
         return frames + self._event(
@@ -81,7 +98,13 @@ class MessageWriter(TurnWriter):
 
     def call(self, call: ToolCall, finish_reason: str | None = None) -> str:
         frames = self._close_text()
-        block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": call.name, "input": {}}
+        block = {
+            "type": "tool_use",
+            "id": f"toolu_{uuid.uuid4().hex[:24]}",
+            "name": call.name,
+            "input": {},
+            "caller": {"type": "direct"},
+        }
         self.message["content"].append(block)
         index = len(self.message["content"]) - 1
         frames += self._event("content_block_start", index=index, content_block=dict(block))
@@ -97,7 +120,11 @@ class MessageWriter(TurnWriter):
         usage = usage or Usage(0, 0)
         reason, sequence = stop_reason(finish_reason, self.stop_sequences)
         counts = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
-        self.message.update(stop_reason=reason, stop_sequence=sequence, usage=counts)
+        self.message.update(
+            stop_reason=reason,
+            stop_sequence=sequence,
+            usage=usage_object(usage.prompt_tokens, usage.completion_tokens),
+        )
         stop = {"stop_reason": reason, "stop_sequence": sequence}
         return (
             self._close_text()

@@ -62,7 +62,9 @@ class MessageObjectSchema(Schema):
         metadata={"description": "end_turn, max_tokens, stop_sequence, tool_use, or timeout."}
     )
     stop_sequence = fields.String(allow_none=True)
-    usage = fields.Dict(metadata={"description": "input_tokens, output_tokens."})
+    stop_details = fields.Dict(allow_none=True)
+    container = fields.Dict(allow_none=True)
+    usage = fields.Dict(metadata={"description": "input_tokens, output_tokens, and the cache counts (0)."})
 
 
 class TokenCountSchema(Schema):
