@@ -16,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-from app.errors import ApiError
 from app.settings import EMBEDDED_MODEL_ID, Settings, SettingsError
 
 
@@ -43,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pull(settings: Settings, name: str, revision: str | None, files: tuple[str, ...]) -> int:
     from app.engine import hub
+    from app.engine.faults import EngineFault
 
     if settings.hf_hub_offline:
         print(
@@ -63,8 +63,8 @@ def _pull(settings: Settings, name: str, revision: str | None, files: tuple[str,
     files = files or (entry.files if entry is not None else ())
     try:
         snapshot, _ = hub.download(repo, settings, revision=revision, files=files, progress=True)
-    except ApiError as error:
-        print(f"error: {error.message}", file=sys.stderr)
+    except EngineFault as error:  # the model is not there, or the download failed: it says which
+        print(f"error: {error}", file=sys.stderr)
         return 1
     fetched = [p for p in snapshot.rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in fetched)
@@ -94,7 +94,7 @@ def _models(settings: Settings, as_json: bool) -> int:
 def available_models(settings: Settings) -> list[dict]:
     """Every model this host can serve without a network: catalog, embedded, LLM_MODEL_PATH, cache."""
     from app.engine import catalog
-    from app.errors import ModelNotFoundError
+    from app.engine.faults import ModelNotFound
 
     rows: list[dict] = []
     seen: set[str] = set()
@@ -133,7 +133,7 @@ def available_models(settings: Settings) -> list[dict]:
     for model_id in candidates:
         try:
             source = catalog.resolve(model_id, offline)
-        except ModelNotFoundError:
+        except ModelNotFound:
             continue
         add(model_id, source if source.origin != "hub" else None)
     return rows

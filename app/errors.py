@@ -2,7 +2,9 @@
 
 Every error body has the shape
 ``{"error": {"status": int, "code": str, "message": str, "request_id": str, "details": {...}}}``.
-This module imports no Flask at module level so the engine package can raise these errors too.
+The engine never raises these: it raises facts (app.engine.faults), which app.fault_errors words as
+these errors for the request's API family; the handler below does so for a fault that reaches it.
+This module imports no Flask at module level (the command line uses the tree too).
 """
 
 from __future__ import annotations
@@ -188,7 +190,9 @@ def register_error_handlers(app: Any) -> None:
     from flask import jsonify
     from werkzeug.exceptions import HTTPException
 
+    from app.engine.faults import EngineFault
     from app.error_shapes import shaped
+    from app.fault_errors import fault_error
 
     def respond(shape: tuple[int, dict], headers: dict[str, str] | None = None):
         status, body = shape
@@ -208,6 +212,10 @@ def register_error_handlers(app: Any) -> None:
             shaped(error.status, error.code, error.message, error.details),
             error.headers,
         )
+
+    @app.errorhandler(EngineFault)
+    def handle_engine_fault(fault: EngineFault):
+        return handle_api_error(fault_error(fault))
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException):

@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from greenlet import GreenletExit
-
 from app.api.disconnect import DisconnectWatch
 from app.engine import (
     Chunk,
@@ -29,21 +27,14 @@ from app.engine import (
     completion,
     open_stream,
 )
-from app.engine.embedding import embed, wrong_kind
-from app.engine.engine_errors import GENERIC_FAILURE, is_engine_failure
-from app.engine.entries import EMBEDDING
+from app.engine.embedding import check_kind, embed
+from app.engine.faults import SlotsBusy
 from app.engine.types import EmbeddingRequest
-from app.error_shapes import current_family
-from app.errors import (
-    ApiError,
-    ClientClosedRequestError,
-    DeadlineExceededError,
-    EngineError,
-    OverloadedError,
-    ShuttingDownError,
-)
+from app.errors import ApiError, ClientClosedRequestError, DeadlineExceededError, ShuttingDownError
+from app.fault_errors import api_error
 from app.keys_file import ApiKey
 from app.observability.track import RequestTrack
+from greenlet import GreenletExit
 
 logger = logging.getLogger(__name__)
 
@@ -164,9 +155,7 @@ class GenerationSession:
             self._llm.quotas.check(self.key)
             self._model = self._llm.pool.acquire(self.requests[0].model)
             embedding = isinstance(self.requests[0], EmbeddingRequest)
-            if (self._model.kind == EMBEDDING) != embedding:
-                route = current_family().embed_route  # the API words where its clients embed
-                raise wrong_kind(self._model, self._llm.pool.embedding_models(), route)
+            check_kind(self._model, embedding, self._llm.pool.embedding_models)
             self._take_slot()
             if embedding:
                 self.results = [embed(self._model, self.requests[0])]
@@ -223,7 +212,7 @@ class GenerationSession:
                 if not self.cut
                 else False
             )
-        except OverloadedError:
+        except SlotsBusy:
             self.track.slot_refused(time.monotonic() - started)
             if left is not None and left < limiter.timeout:  # the deadline, not the queue, is short
                 self.interrupt(TIMEOUT)
@@ -299,7 +288,7 @@ class GenerationSession:
         panic becomes an engine_error) for the caller to raise or encode."""
         if isinstance(error, _GONE):
             error = None  # the response was closed before the end: a cancellation (below)
-        failure = _as_api_error(error) if error is not None else None
+        failure = api_error(error) if error is not None else None
         if self._closed:
             return failure
         self._closed = True
@@ -326,12 +315,3 @@ class GenerationSession:
         outcome = TIMEOUT if failure is None and self.cut == TIMEOUT else None
         self.track.finish(result, failure, outcome=outcome)
         return failure
-
-
-def _as_api_error(error: BaseException) -> ApiError:
-    if isinstance(error, ApiError):
-        return error
-    if is_engine_failure(error):
-        return EngineError(f"The engine failed: {str(error).strip()[:200]}")
-    logger.error("generation failed unexpectedly", exc_info=error)
-    return EngineError(GENERIC_FAILURE)

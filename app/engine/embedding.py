@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from app.engine.entries import EMBEDDING
+from app.engine.faults import ContextTooLong, EmptyInput, UnknownTokenId, WrongModelKind
 from app.engine.pool import LoadedModel
 from app.engine.tokens import counts, vocabulary_size
 from app.engine.types import EmbeddingRequest, Embeddings, Timings, Usage
-from app.errors import BadRequestError, ContextTooLongError
 
 
-def wrong_kind(model: LoadedModel, embedding_models: list[str], embed_route: str = "") -> BadRequestError:
-    """A request for the other kind of model: which models fit (and, given by the API, where its
-    clients get embeddings)."""
-    if model.kind == EMBEDDING:
-        where = f"; use {embed_route}" if embed_route else ""
-        return BadRequestError(
-            f"The model '{model.model_id}' is an embedding model: it makes embeddings, not text{where}",
-            details={"model": model.model_id, "kind": EMBEDDING},
-        )
-    can = ", ".join(embedding_models) or "none is configured (LLM_ALLOWED_MODELS, the catalog)"
-    return BadRequestError(
-        f"The model '{model.model_id}' cannot make embeddings; models that can: {can} "
-        "(the engine's embedding architectures: EmbeddingGemma, Qwen3-Embedding)",
-        details={"model": model.model_id, "embedding_models": embedding_models},
-    )
+def check_kind(model: LoadedModel, embeddings: bool, embedding_models: Callable[[], list[str]]) -> None:
+    """Refuse a request for what only the other kind of model does (`embeddings`: the request wants
+    them); `embedding_models` lists the models that make embeddings."""
+    if (model.kind == EMBEDDING) != embeddings:
+        raise WrongModelKind(model.model_id, model.kind, embedding_models())
 
 
 def embed(model: LoadedModel, request: EmbeddingRequest) -> Embeddings:
@@ -38,20 +29,14 @@ def embed(model: LoadedModel, request: EmbeddingRequest) -> Embeddings:
     limit = model.context_length
     for index, count in enumerate(sizes):
         if limit is not None and count > limit:
-            raise ContextTooLongError(
-                f"input[{index}] is {count} tokens, more than the model's context length of {limit} tokens",
-                details={"index": index, "prompt_tokens": count, "context_length": limit},
-            )
+            raise ContextTooLong(count, limit, index=index)
         if count == 0:
-            raise BadRequestError(f"input[{index}] is empty", details={"index": index})
+            raise EmptyInput(index)
     size = vocabulary_size(model)
     for index, ids in enumerate(request.inputs):
         highest = max(ids) if isinstance(ids, tuple) else None
         if size is not None and highest is not None and highest >= size:
-            raise BadRequestError(
-                f"input[{index}]: token id {highest} is not in the model's vocabulary of {size} tokens",
-                details={"index": index, "vocab_size": size},
-            )
+            raise UnknownTokenId(highest, size, index)
     inputs = [list(i) if isinstance(i, tuple) else i for i in request.inputs]
     engine_request = mistralrs.EmbeddingRequest(input=inputs)
     replica = model.take()

@@ -15,12 +15,12 @@ from typing import Any
 from app.engine import prefix_trim
 from app.engine.concurrency import NOT_FAILURES
 from app.engine.engine_errors import context_too_long, prompt_tokens, translate_error
+from app.engine.faults import RawCannotStream
 from app.engine.mapping import to_chunk, to_engine_chat_request, to_engine_completion_request, to_usage
 from app.engine.offload import gevent_active
 from app.engine.pool import LoadedModel, Replica
 from app.engine.pump import DirectSource, PumpedSource
 from app.engine.types import Chunk, Completion, GenerationRequest, Timings, Usage
-from app.errors import BadRequestError
 
 # a closed generator, a killed greenlet, an exiting process: never an engine failure
 _FATAL = NOT_FAILURES
@@ -61,7 +61,7 @@ class Stream:
     def next_batch(self, timeout: float | None = None) -> list[Chunk] | None:
         """The chunks that have arrived together (one write), waiting up to `timeout` seconds;
         [] when the wait ran out or `wake` was called, None once the stream has ended. Engine
-        failures, panics included, raise as our errors."""
+        failures, panics included, raise as our faults (app.engine.faults)."""
         if self._pending:
             batch, self._pending = self._pending, []
             return batch
@@ -163,11 +163,7 @@ def open_stream(
     `count`: a client's request (False for the server's own cache warming). None when `abandoned()`
     turned true while the request waited at the prefill gate: it is never submitted."""
     if request.raw:
-        raise BadRequestError(
-            "raw: a raw prompt cannot be streamed (the engine completes a raw prompt in one call); "
-            "send it without streaming",
-            details={"field": "raw"},
-        )
+        raise RawCannotStream()
     request = fit_context(model, request)
     engine_request = to_engine_chat_request(request)
     replica = model.take(replica)

@@ -14,8 +14,8 @@ from typing import Any
 
 from app.engine import catalog
 from app.engine.catalog import ModelSource, gguf_models, hf_cache_root
+from app.engine.faults import DownloadFailed, EngineFault, ModelNotFound
 from app.engine.offload import run_blocking
-from app.errors import ApiError, ModelNotFoundError, ModelNotReadyError
 from app.settings import Settings
 
 # What a safetensors model needs besides its weights; GGUF files carry everything themselves.
@@ -40,9 +40,8 @@ def locate(entry: Any, settings: Settings) -> ModelSource:
     )
     found = catalog.source_in(entry.model_id, snapshot, files, "hub", snapshot.name)
     if found is None:
-        raise ModelNotFoundError(
-            f"Model '{entry.model_id}': the download of {source.location} holds no model",
-            details={"model": entry.model_id},
+        raise ModelNotFound(
+            entry.model_id, f"Model '{entry.model_id}': the download of {source.location} holds no model"
         )
     return found
 
@@ -89,19 +88,18 @@ def download(
             ref = Path(snapshot).parent.parent / "refs" / revision
             ref.parent.mkdir(parents=True, exist_ok=True)
             ref.write_text(info.sha)
-    except ApiError:
+    except EngineFault:
         raise
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as error:
         reason = type(error).__name__.removesuffix("Error").replace("NotFound", " not found").lower()
-        raise ModelNotFoundError(
+        raise ModelNotFound(
+            repo,
             f"Model '{repo}' (revision {revision}) was not found on {where}: {reason}",
-            details={"model": repo, "revision": revision, "endpoint": where},
+            revision=revision,
+            endpoint=where,
         ) from None
     except Exception as error:  # network, disk, HTTP errors: the model exists nowhere we could reach
-        raise ModelNotReadyError(
-            f"Model '{repo}' could not be downloaded from {where}: {_one_line(error)}",
-            details={"model": repo, "revision": revision, "endpoint": where},
-        ) from None
+        raise DownloadFailed(repo, revision, where, _one_line(error)) from None
     gguf_files = tuple(p for p in patterns if p.endswith(".gguf"))
     return Path(snapshot), gguf_files
 
@@ -110,25 +108,20 @@ def _patterns(repo: str, names: list[str], files: tuple[str, ...]) -> tuple[str,
     if files:
         missing = [f for f in files if f not in names]
         if missing:
-            raise ModelNotFoundError(
-                f"Model '{repo}' has no file {', '.join(missing)}",
-                details={"model": repo, "missing": missing},
-            )
+            raise ModelNotFound(repo, f"Model '{repo}' has no file {', '.join(missing)}", missing=missing)
         return files
     ggufs = sorted(n for n in names if n.endswith(".gguf"))
     if len(gguf_models(ggufs)) == 1:
         return tuple(ggufs)
     if ggufs:
-        raise ModelNotFoundError(
+        raise ModelNotFound(
+            repo,
             f"Model '{repo}' holds several GGUF models ({', '.join(ggufs)}); pull one with "
             "--file, or name it with files in LLM_MODELS_FILE",
-            details={"model": repo, "files": ggufs},
+            files=ggufs,
         )
     if not any(fnmatch.fnmatch(n, "*.safetensors") for n in names):
-        raise ModelNotFoundError(
-            f"Model '{repo}' has neither GGUF nor safetensors weights",
-            details={"model": repo},
-        )
+        raise ModelNotFound(repo, f"Model '{repo}' has neither GGUF nor safetensors weights")
     return SAFETENSORS_FILES
 
 

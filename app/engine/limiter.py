@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.errors import OverloadedError, RateLimitedError
+from app.engine.faults import QUEUE_FULL, QUEUE_TIMEOUT, WAIT_TOO_LONG, KeyShareUsed, SlotsBusy
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class SlotLimiter:
     ) -> bool:
         """Take a slot for `key`, queueing up to `wait` seconds; `wake` (set by someone else: a
         disconnect, a deadline, a drain) ends the wait early. True when granted; False when woken
-        without a slot. Raise RateLimitedError past the key's `share`, OverloadedError when the
+        without a slot. Raise KeyShareUsed past the key's `share`, SlotsBusy when the
         queue is full or the wait could not end in time."""
         if background:
             return self._acquire_background(wait, wake, key, share)
@@ -250,32 +250,24 @@ class SlotLimiter:
         self.running[key] += 1
         self._served[key] = next(_arrivals)
 
-    def rate_limited(self, key: str, share: int) -> RateLimitedError:
-        retry_after = max(1, math.ceil(self.mean_hold_seconds))
-        return RateLimitedError(
-            f"API key '{key}' has {share} generations running or waiting, its share of the slots "
-            f"(max_concurrent); retry in {retry_after}s",
-            details={"max_concurrent": share},
-            headers={"Retry-After": str(retry_after)},
-        )
+    def rate_limited(self, key: str, share: int) -> KeyShareUsed:
+        return KeyShareUsed(key, share, retry_after=max(1, math.ceil(self.mean_hold_seconds)))
 
-    def overloaded(self, position: int, *, queued: bool) -> OverloadedError:
+    def overloaded(self, position: int, *, queued: bool) -> SlotsBusy:
         expected = self.estimated_wait(position)
-        retry_after = max(1, math.ceil(expected))
         if queued:
-            why = f"none freed within {self.timeout:g}s (LLM_QUEUE_TIMEOUT_SECONDS)"
+            why = QUEUE_TIMEOUT
         elif position > self.max_waiting:
-            why = f"the queue is full ({self.max_waiting} waiting, LLM_MAX_QUEUED_REQUESTS)"
+            why = QUEUE_FULL
         else:
-            why = f"the expected wait of {expected:.1f}s is longer than this request may wait"
-        return OverloadedError(
-            f"All {self.limit} generation slots are busy (LLM_MAX_CONCURRENT_REQUESTS): {why}; "
-            f"this request would be number {position} in the queue; retry in {retry_after}s",
-            details={
-                "limit": self.limit,
-                "waiting": self.waiting,
-                "queue_position": position,
-                "estimated_wait_seconds": round(expected, 2),
-            },
-            headers={"Retry-After": str(retry_after)},
+            why = WAIT_TOO_LONG
+        return SlotsBusy(
+            why,
+            limit=self.limit,
+            waiting=self.waiting,
+            position=position,
+            estimated_wait=expected,
+            retry_after=max(1, math.ceil(expected)),
+            timeout=self.timeout,
+            max_waiting=self.max_waiting,
         )

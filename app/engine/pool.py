@@ -25,9 +25,9 @@ from app.engine.entries import (
     Replica,
     kind_of,
 )
+from app.engine.faults import EngineFault, ModelLoadFailed, ModelLoading, ModelNotAllowed, NoRoomToLoad
 from app.engine.offload import run_blocking, spawn_background
 from app.engine.runner import create_runner
-from app.errors import ApiError, ModelNotFoundError, ModelNotReadyError, OverloadedError
 from app.settings import EMBEDDED_MODEL_ID, Settings
 
 logger = logging.getLogger(__name__)
@@ -126,10 +126,10 @@ class ModelPool:
 
     def _create(self, entry: ModelEntry, config: EngineConfig, started: float) -> None:
         """Make room, then create the runner; a failure is recorded on the entry, except
-        OverloadedError (no room now), which the request gets as a 503."""
+        NoRoomToLoad (no room now), which the request gets as a 503."""
         try:
             self._make_room(entry)
-        except OverloadedError:
+        except NoRoomToLoad:
             entry.state = NOT_LOADED
             raise
         try:
@@ -203,12 +203,7 @@ class ModelPool:
             while len(resident) >= bound:
                 idle = [e for e in resident if e.idle]
                 if not idle:
-                    raise OverloadedError(
-                        f"Model '{entry.model_id}' cannot load now: {bound} models are loaded "
-                        "(LLM_MAX_LOADED_MODELS) and all are busy or loading; retry shortly",
-                        details={"model": entry.model_id, "max_loaded_models": bound},
-                        headers={"Retry-After": "2"},
-                    )
+                    raise NoRoomToLoad(entry.model_id, bound)
                 victim = min(idle, key=lambda e: e.last_used)
                 self._unload(victim, f"to make room for {entry.model_id}")
                 resident.remove(victim)
@@ -245,10 +240,7 @@ class ModelPool:
     def check_allowed(self, name: str | None) -> None:
         model_id = self.settings.canonical(name) if name else self.default_model()
         if not self.settings.allow_any_model and model_id not in self._entries:
-            raise ModelNotFoundError(
-                f"Model '{name}' is not allowed; allowed models: {', '.join(self.allowed)}",
-                details={"model": name, "allowed": self.allowed},
-            )
+            raise ModelNotAllowed(name, self.allowed)
 
     def acquire(self, name: str | None) -> LoadedModel:
         """The loaded model for a request (by id or catalog alias). A model that is not loaded is
@@ -264,16 +256,9 @@ class ModelPool:
             return self._lease(entry.loaded)
         listed = model_id in self.settings.allowed_models
         if entry.state == LOADING and entry.startup:
-            raise ModelNotReadyError(
-                f"Model '{model_id}' is loading; retry shortly",
-                details={"model": model_id, "state": entry.state},
-                headers={"Retry-After": "2"},
-            )
+            raise ModelLoading(model_id, entry.state)
         if entry.state == FAILED and listed and not entry.loads:  # failed at start: fix and restart
-            raise ModelNotReadyError(
-                f"Model '{model_id}' failed to load: {entry.error}",
-                details={"model": model_id, "state": entry.state},
-            )
+            raise ModelLoadFailed(model_id, entry.state, entry.error)
         try:
             self._load(entry, entry.attempts_done)  # waits for a load in progress, or loads now
         finally:
@@ -284,12 +269,9 @@ class ModelPool:
         if entry.state == LOADED and entry.loaded is not None:
             entry.last_used = time.monotonic()
             return self._lease(entry.loaded)
-        if isinstance(entry.failure, ApiError):
+        if isinstance(entry.failure, EngineFault):
             raise entry.failure
-        raise ModelNotReadyError(
-            f"Model '{model_id}' failed to load: {entry.error}",
-            details={"model": model_id, "state": entry.state},
-        )
+        raise ModelLoadFailed(model_id, entry.state, entry.error)
 
     @staticmethod
     def _lease(model: LoadedModel) -> LoadedModel:
@@ -327,7 +309,5 @@ class ModelPool:
 
 
 def _one_line(error: BaseException) -> str:
-    if isinstance(error, ApiError):
-        return error.message
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__

@@ -21,8 +21,8 @@ from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.catalog_file import is_template_text
+from app.engine.faults import NoChatTemplate, TemplateRefused
 from app.engine.gguf_meta import read_metadata
-from app.errors import BadRequestError, ChatTemplateMissingError
 
 _GGUF_KEYS = {"tokenizer.chat_template", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"}
 
@@ -76,7 +76,7 @@ class ChatTemplate:
                 eos_token=self.eos_token,
             )
         except TemplateError as error:
-            raise BadRequestError(f"The model's chat template refused the messages: {error}") from None
+            raise TemplateRefused(str(error)) from None
 
 
 def chat_template(model: Any, token_text: Callable[[int], str]) -> ChatTemplate:
@@ -99,9 +99,6 @@ def chat_template(model: Any, token_text: Callable[[int], str]) -> ChatTemplate:
         is_text = is_template_text(configured)
         text = configured if is_text else Path(configured).read_text(encoding="utf-8")
     if not text:
-        raise ChatTemplateMissingError(
-            f"The model '{model.model_id}' has no chat template; give one in the catalog (chat_template)",
-            details={"model": model.model_id},
-        )
+        raise NoChatTemplate(model.model_id, generating=False)
     model.chat_template = ChatTemplate(text, bos, eos)
     return model.chat_template

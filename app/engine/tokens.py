@@ -10,11 +10,11 @@ from pathlib import Path
 
 from app.engine.concurrency import NOT_FAILURES
 from app.engine.engine_errors import translate_error
+from app.engine.faults import UnknownTokenId
 from app.engine.gguf_meta import read_metadata
 from app.engine.pool import LoadedModel
 from app.engine.templates import chat_template
 from app.engine.types import GenerationRequest, Sampling
-from app.errors import UnprocessableError
 
 _PROBE = Sampling(max_tokens=1, temperature=0.0, top_p=1.0)
 _FATAL = NOT_FAILURES
@@ -60,10 +60,7 @@ def detokenize(model: LoadedModel, ids: list[int], skip_special_tokens: bool) ->
     size = vocabulary_size(model)
     unknown = [i for i in ids if size is not None and i >= size]
     if unknown:
-        raise UnprocessableError(
-            f"tokens: id {unknown[0]} is not in the model's vocabulary of {size} tokens",
-            details={"fields": {"tokens": [f"Ids must be below {size}."]}, "vocab_size": size},
-        )
+        raise UnknownTokenId(unknown[0], size)
     return _call(model, model.runner.detokenize_text, ids, skip_special_tokens)
 
 

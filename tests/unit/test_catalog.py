@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.engine.catalog import embedded_model_file, resolve
-from app.errors import ModelNotFoundError
+from app.engine.faults import ModelNotFound
 from app.settings import EMBEDDED_MODEL_ID, Settings
 
 
@@ -42,7 +42,7 @@ def test_several_unrelated_ggufs_are_ambiguous(tmp_path):
     model_dir.mkdir(parents=True)
     for name in ("a.gguf", "b.gguf"):
         (model_dir / name).write_bytes(b"GGUF")
-    with pytest.raises(ModelNotFoundError, match="several GGUF files"):
+    with pytest.raises(ModelNotFound, match="several GGUF files"):
         resolve("acme/two", settings(tmp_path, LLM_MODEL_PATH=str(tmp_path / "models")))
 
 
@@ -78,9 +78,9 @@ def test_unknown_model_falls_through_to_the_hub(tmp_path):
 
 def test_offline_error_names_every_place_looked_in(tmp_path):
     env = {"LLM_MODEL_PATH": str(tmp_path / "models"), "HF_HUB_OFFLINE": "1"}
-    with pytest.raises(ModelNotFoundError) as caught:
+    with pytest.raises(ModelNotFound) as caught:
         resolve("acme/missing", settings(tmp_path, **env))
-    message = caught.value.message
+    message = caught.value.description
     assert str(tmp_path / "models" / "acme" / "missing") in message
     assert "models--acme--missing" in message
     assert "HF_HUB_OFFLINE=1" in message
@@ -95,7 +95,7 @@ def test_the_shards_of_one_gguf_model_count_once(tmp_path):
     source = resolve("acme/big", settings(tmp_path, LLM_MODEL_PATH=str(tmp_path / "models")))
     assert len(source.filenames) == 2
     (model_dir / "big-Q8_0-00001-of-00002.gguf").write_bytes(b"GGUF")  # a second quantization
-    with pytest.raises(ModelNotFoundError, match="several GGUF files"):
+    with pytest.raises(ModelNotFound, match="several GGUF files"):
         resolve("acme/big", settings(tmp_path, LLM_MODEL_PATH=str(tmp_path / "models")))
 
 

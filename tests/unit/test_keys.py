@@ -9,8 +9,11 @@ import threading
 import pytest
 
 from app.api.tenancy import TokenQuotas
+from app.engine.faults import KeyShareUsed
 from app.engine.limiter import SlotLimiter
+from app.error_shapes import NATIVE
 from app.errors import RateLimitedError
+from app.fault_errors import fault_error
 from app.keys_file import ApiKey, KeysError, digest, find, from_list, load
 from app.settings import Settings, SettingsError
 
@@ -117,9 +120,10 @@ def test_a_freed_slot_goes_to_the_key_with_the_fewest_running():
 def test_a_key_past_its_share_is_rate_limited():
     limiter = SlotLimiter(limit=4, timeout=30)
     assert limiter.acquire(1, threading.Event(), "a", share=1)
-    with pytest.raises(RateLimitedError) as error:
+    with pytest.raises(KeyShareUsed) as error:
         limiter.acquire(1, threading.Event(), "a", share=1)
-    assert error.value.status == 429 and int(error.value.headers["Retry-After"]) >= 1
+    refused = fault_error(error.value, NATIVE)
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
     assert limiter.acquire(1, threading.Event(), "b", share=1)
 
 

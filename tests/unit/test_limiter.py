@@ -6,8 +6,10 @@ import threading
 
 import pytest
 
+from app.engine.faults import SlotsBusy
 from app.engine.limiter import SlotLimiter
-from app.errors import OverloadedError
+from app.error_shapes import NATIVE
+from app.fault_errors import fault_error
 
 
 def test_a_free_slot_is_taken_at_once_and_returned():
@@ -47,9 +49,10 @@ def test_a_full_queue_refuses_at_once_with_the_position_it_would_have_had():
     limiter.acquire(1, threading.Event())
     limiter.release(4.0)  # measured: a request holds a slot 4 s
     limiter.acquire(1, threading.Event())
-    with pytest.raises(OverloadedError) as refused:
+    with pytest.raises(SlotsBusy) as refused:
         limiter.acquire(30, threading.Event())
-    error = refused.value
+    error = fault_error(refused.value, NATIVE)
+    assert error.status == 503 and error.code == "overloaded"
     assert error.details["queue_position"] == 1 and error.details["estimated_wait_seconds"] == 4.0
     assert error.headers["Retry-After"] == "4" and "LLM_MAX_QUEUED_REQUESTS" in error.message
 
@@ -63,9 +66,9 @@ def test_a_wait_longer_than_allowed_is_refused_at_once():
     first.start()  # the first in the queue may be served any moment: it waits
     while limiter.waiting < 1:
         threading.Event().wait(0.001)
-    with pytest.raises(OverloadedError) as refused:
+    with pytest.raises(SlotsBusy) as refused:
         limiter.acquire(5, threading.Event())  # behind one more 20 s request: longer than 5 s
-    assert refused.value.headers["Retry-After"] == "40" and refused.value.details["queue_position"] == 2
+    assert refused.value.retry_after == 40 and refused.value.position == 2
     assert limiter.waiting == 1
     limiter.release(20.0)
     first.join(timeout=30)
@@ -75,9 +78,9 @@ def test_a_wait_longer_than_allowed_is_refused_at_once():
 def test_a_wait_that_runs_out_is_refused_and_leaves_the_queue():
     limiter = SlotLimiter(limit=1, timeout=0.05)
     limiter.acquire(1, threading.Event())
-    with pytest.raises(OverloadedError) as refused:
+    with pytest.raises(SlotsBusy) as refused:
         limiter.acquire(0.05, threading.Event())
-    assert "LLM_QUEUE_TIMEOUT_SECONDS" in refused.value.message
+    assert "LLM_QUEUE_TIMEOUT_SECONDS" in fault_error(refused.value, NATIVE).message
     assert limiter.waiting == 0 and limiter.in_use == 1
 
 
@@ -101,8 +104,8 @@ def test_a_full_queue_gives_a_newcomer_of_another_key_the_place_of_the_flooding_
             outcomes[index] = "granted" if granted else "woken"
             if granted:
                 limiter.release(0.1, key)
-        except OverloadedError as error:
-            outcomes[index] = f"refused {error.headers['Retry-After']}"
+        except SlotsBusy as error:
+            outcomes[index] = f"refused {error.retry_after}"
 
     threads = []
     for index in range(4):  # the flooding key fills the queue
@@ -115,7 +118,7 @@ def test_a_full_queue_gives_a_newcomer_of_another_key_the_place_of_the_flooding_
     while 3 not in outcomes:  # the newest of key a is refused, key b queued in its place
         threading.Event().wait(0.001)
     assert outcomes[3] == "refused 1" and limiter.waiting == 4 and limiter.held_by("b") == 1
-    with pytest.raises(OverloadedError):  # key a has the most waiting: no place for another of it
+    with pytest.raises(SlotsBusy):  # key a has the most waiting: no place for another of it
         limiter.acquire(30, threading.Event(), "a")
     limiter.release(0.1, "a")  # the freed slot goes to b: fewest running among the waiting keys
     for thread in threads:
@@ -127,7 +130,7 @@ def test_a_full_queue_gives_a_newcomer_of_another_key_the_place_of_the_flooding_
 def test_a_key_with_as_many_waiting_takes_no_place():
     limiter = SlotLimiter(limit=1, timeout=30, max_waiting=0)
     assert limiter.acquire(1, threading.Event(), "a")
-    with pytest.raises(OverloadedError):
+    with pytest.raises(SlotsBusy):
         limiter.acquire(30, threading.Event(), "b")  # nobody waits: nothing to give up
 
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.engine import ModelPool
-from app.errors import ModelNotFoundError, ModelNotReadyError, OverloadedError
+from app.engine.faults import ModelLoadFailed, ModelNotFound, NoRoomToLoad
 from app.settings import Settings
 from tests.helpers import FakeRunner
 
@@ -60,9 +60,9 @@ def test_past_the_bound_the_least_recently_used_idle_model_goes(make_pool):
 def test_a_model_held_by_a_request_is_never_unloaded(make_pool):
     pool = make_pool(LLM_MAX_LOADED_MODELS="1")
     busy = pool.acquire("acme/a")  # a request in flight holds it
-    with pytest.raises(OverloadedError) as caught:
+    with pytest.raises(NoRoomToLoad) as caught:
         pool.acquire("acme/b")
-    assert caught.value.headers == {"Retry-After": "2"}
+    assert caught.value.retry_after == 2 and caught.value.max_loaded_models == 1
     assert states(pool) == {"acme/a": "loaded"}  # the refused name is not listed
     pool.release(busy)
     use(pool, "acme/b")
@@ -72,7 +72,7 @@ def test_a_model_held_by_a_request_is_never_unloaded(make_pool):
 def test_room_is_made_only_for_a_model_that_exists(make_pool):
     pool = make_pool(LLM_MAX_LOADED_MODELS="1")
     use(pool, "acme/a")
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(ModelNotFound):
         pool.acquire("acme/missing")
     assert states(pool) == {"acme/a": "loaded"}
 
@@ -125,7 +125,7 @@ def test_concurrent_first_requests_share_one_load_and_its_failure(make_pool):
         assert gate.second_waiting.wait(10)
         release.set()
         for future in (first, second):
-            with pytest.raises(ModelNotReadyError, match="weights are corrupt"):
+            with pytest.raises(ModelLoadFailed, match="weights are corrupt"):
                 future.result(10)
     assert calls == ["acme/a"]
 
@@ -140,7 +140,7 @@ def test_a_request_after_a_failed_load_tries_again(make_pool):
         return outcome
 
     pool = make_pool(factory=flaky_factory)
-    with pytest.raises(ModelNotReadyError, match="disk was busy"):
+    with pytest.raises(ModelLoadFailed, match="disk was busy"):
         pool.acquire("acme/a")
     assert pool.acquire("acme/a").model_id == "acme/a"
 
@@ -151,7 +151,7 @@ def test_aliases_reach_the_model_and_unknown_models_are_forgotten(make_pool, tmp
     pool = make_pool(LLM_MODELS_FILE=str(catalog))
     assert pool.acquire("short").model_id == "acme/a"  # and the alias's id is what is listed
     assert pool.knows("short") and pool.knows("acme/a")
-    with pytest.raises(ModelNotFoundError, match="HF_HUB_OFFLINE=1"):
+    with pytest.raises(ModelNotFound, match="HF_HUB_OFFLINE=1"):
         pool.acquire("acme/zzz")
     assert not pool.knows("acme/zzz")
 
