@@ -56,6 +56,6 @@ def post_worker_init(worker):
 
     generation.to_engine_chat_request = _marking(generation.to_engine_chat_request)
     pool = worker.wsgi.extensions["llm"].pool
-    create = pool._runner_factory
-    pool._runner_factory = lambda source, config: PanickingRunner(create(source, config))
+    create = pool.loader.runner_factory
+    pool.loader.runner_factory = lambda source, config: PanickingRunner(create(source, config))
     _serving_init(worker)
