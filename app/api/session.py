@@ -12,17 +12,17 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from greenlet import GreenletExit
+
+from app.api.cuts import CANCELLED, TIMEOUT, cut_error, draining_error, gone_error
 from app.api.disconnect import DisconnectWatch
 from app.engine import (
     Chunk,
     Completion,
     GenerationRequest,
     Stream,
-    Timings,
-    Usage,
     complete_raw,
     completion,
     open_stream,
@@ -30,41 +30,16 @@ from app.engine import (
 from app.engine.embedding import check_kind, embed
 from app.engine.faults import SlotsBusy
 from app.engine.types import EmbeddingRequest
-from app.errors import ApiError, ClientClosedRequestError, DeadlineExceededError, ShuttingDownError
+from app.errors import ApiError
 from app.fault_errors import api_error
 from app.keys_file import ApiKey
-from app.observability.track import RequestTrack
-from greenlet import GreenletExit
+from app.observability.track import RequestTrack, combine
 
 logger = logging.getLogger(__name__)
 
-# Why a generation was ended by the server rather than by its own finish.
-TIMEOUT, CANCELLED, SHUTDOWN = "timeout", "cancelled", "shutdown"
-# The request's own greenlet or response ended: nobody is waiting for an answer.
 BACKGROUND_WAIT_SECONDS = 86400.0  # a background unit waits for the capacity interactive work leaves
+# The request's own greenlet or response ended: nobody is waiting for an answer.
 _GONE = (GeneratorExit, GreenletExit, KeyboardInterrupt, SystemExit)
-
-
-@dataclass
-class Combined:
-    """Several choices of one request seen as one result by metrics, spans and logs."""
-
-    usage: Usage
-    timings: Timings
-    finish_reason: str | None
-    tokens_seen: int = 0
-
-
-def combine(results: list[Any]) -> Any:
-    if len(results) == 1:
-        return results[0]
-    usages = [r.usage or Usage(0, 0) for r in results]
-    return Combined(
-        usage=Usage(usages[0].prompt_tokens, sum(u.completion_tokens for u in usages)),
-        timings=results[0].timings,
-        finish_reason=results[0].finish_reason,
-        tokens_seen=sum(getattr(r, "tokens_seen", 0) for r in results),
-    )
 
 
 class GenerationSession:
@@ -125,21 +100,7 @@ class GenerationSession:
 
     def _cut_error(self) -> ApiError:
         """What a request cut before (or instead of) an answer gets."""
-        if self.cut == TIMEOUT:
-            return DeadlineExceededError(
-                "The request's deadline (timeout field or LLM_REQUEST_TIMEOUT_SECONDS) passed, or "
-                "would pass waiting for a slot, before any output",
-                details={
-                    "timeout_seconds": round(self.deadline - self._arrived, 3) if self.deadline else None
-                },
-            )
-        if self.cut == SHUTDOWN:
-            return ShuttingDownError(
-                "The server is shutting down and its drain time (LLM_DRAIN_SECONDS) ended this "
-                "generation; retry on another replica",
-                headers={"Retry-After": "1"},
-            )
-        return ClientClosedRequestError("The client closed the connection")
+        return cut_error(self.cut, self.deadline - self._arrived if self.deadline else None)
 
     # -- before the first byte ------------------------------------------------------------------
     def open(self, streaming: bool = False) -> GenerationSession:
@@ -148,10 +109,7 @@ class GenerationSession:
         already recorded."""
         try:
             if self._llm.drain.draining:  # in-flight work finishes; new work goes to another replica
-                raise ShuttingDownError(
-                    "The server is shutting down and takes no new work; retry on another replica",
-                    headers={"Retry-After": "1"},
-                )
+                raise draining_error()
             self._llm.quotas.check(self.key)
             self._model = self._llm.pool.acquire(self.requests[0].model)
             embedding = isinstance(self.requests[0], EmbeddingRequest)
@@ -306,7 +264,7 @@ class GenerationSession:
         if failure is None and self.cut not in (None, TIMEOUT):
             failure = self._cut_error()
         elif failure is None and not self._generated:
-            failure = ClientClosedRequestError("The client closed the connection before the end")
+            failure = gone_error()
         if failure is not None and failure.status in (500, 502):
             logger.error("generation failed: %s", failure.message, exc_info=error)
         result = combine(self.results or self.streams) if (self.results or self.streams) else None

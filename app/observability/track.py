@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from flask import g
 from opentelemetry.trace import Status, StatusCode
 
+from app.engine.types import Timings, Usage
 from app.errors import (
     ApiError,
     ClientClosedRequestError,
@@ -40,6 +42,29 @@ def outcome_of(error: BaseException | None) -> str:
     if isinstance(error, ApiError) and error.status < 500:
         return "client_error"
     return "server_error"
+
+
+@dataclass
+class Combined:
+    """Several choices of one request seen as one result by metrics, spans and logs."""
+
+    usage: Usage
+    timings: Timings
+    finish_reason: str | None
+    tokens_seen: int = 0
+
+
+def combine(results: list[Any]) -> Any:
+    """One result for metrics, spans and logs: the only one, or the choices' usage summed."""
+    if len(results) == 1:
+        return results[0]
+    usages = [r.usage or Usage(0, 0) for r in results]
+    return Combined(
+        usage=Usage(usages[0].prompt_tokens, sum(u.completion_tokens for u in usages)),
+        timings=results[0].timings,
+        finish_reason=results[0].finish_reason,
+        tokens_seen=sum(getattr(r, "tokens_seen", 0) for r in results),
+    )
 
 
 class RequestTrack:
