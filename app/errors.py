@@ -112,6 +112,12 @@ class NotFoundError(ApiError):
     code = "not_found"
 
 
+class UnsupportedEndpointError(NotFoundError):
+    """A published API's endpoint that this server does not serve, named and explained."""
+
+    code = "unsupported_endpoint"
+
+
 class ConflictError(ApiError):
     """The object's state does not allow the operation (cancel a finished batch, ...)."""
 

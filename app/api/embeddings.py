@@ -13,9 +13,9 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from app.api import inference
 from app.api.base import Blueprint, OpenAIBlueprint
+from app.api.field_policy import USER, no_effect, refused
 from app.api.schemas import MAX_TOKEN_ID, StrictSchema
 from app.engine.types import EmbeddingRequest, Embeddings
-from app.errors import UnprocessableError
 
 blp = Blueprint("embed", __name__, url_prefix="/api", description="Embeddings")
 v1 = OpenAIBlueprint("embeddings", __name__, url_prefix="/v1", description="OpenAI-compatible embeddings")
@@ -69,11 +69,8 @@ class EmbedRequestSchema(StrictSchema):
 class OpenAIEmbeddingsRequestSchema(EmbedRequestSchema):
     model = fields.String(required=True, metadata={"description": "An embedding model id."})
     encoding_format = fields.String(load_default="float", validate=validate.OneOf(["float", "base64"]))
-    dimensions = fields.Integer(
-        strict=True,
-        metadata={"description": "Refused: the models' vectors have their own fixed size (no shortening)."},
-    )
-    user = fields.String(metadata={"description": "Accepted; an end-user id for the caller's records."})
+    dimensions = refused("the model's vectors have their own fixed size (no shortening).")
+    user = no_effect(fields.String(), USER)
 
 
 class EmbedResponseSchema(Schema):
@@ -133,11 +130,6 @@ class OpenAIEmbeddings(MethodView):
     @v1.generation_errors()
     def post(self, body: dict):
         """Embeddings in OpenAI's shape (`encoding_format` float or base64)."""
-        if body.get("dimensions") is not None:
-            raise UnprocessableError(
-                "dimensions: not supported; the model's vectors have their own fixed size",
-                details={"fields": {"dimensions": ["Not supported."]}},
-            )
         result = embed_body(body, "v1_embeddings")
         data = [
             {"object": "embedding", "index": i, "embedding": _encoded(v, body["encoding_format"])}

@@ -6,6 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from app.api.field_policy import RefusingSchema
+
 ROLES = ("system", "user", "assistant")
 MAX_STOP = 8
 MAX_TOKEN_ID = 999_999_999  # above every vocabulary; keeps ids within the engine's integer types
@@ -13,8 +15,9 @@ MAX_TIMEOUT_SECONDS = 86_400
 MIN_REPETITION_PENALTY = 0.01
 
 
-class StrictSchema(Schema):
-    """Unknown fields are refused (422 naming them), never silently ignored."""
+class StrictSchema(RefusingSchema):
+    """Unknown fields are refused (422 naming them), never silently ignored; a published field that asks
+    for what this server cannot do is refused by name (400, see app/api/field_policy.py)."""
 
     class Meta:
         ordered = True

@@ -92,7 +92,7 @@ def test_an_embedding_model_refuses_chat(apis_server):
 @pytest.mark.parametrize(
     ("body", "status", "named"),
     [
-        ({"input": "x", "dimensions": 8}, 422, "dimensions"),
+        ({"input": "x", "dimensions": 8}, 400, "dimensions"),
         ({"input": []}, 422, "input"),
         ({"input": ["ok", ""]}, 422, "input"),
         ({"input": [[1, 2], "mixed"]}, 422, "input"),

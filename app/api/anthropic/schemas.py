@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.api.field_policy import NO_REASONING, SERVICE_TIER, no_effect, refused
 from app.api.schemas import CommonSamplingSchema, StopField, StrictSchema
+
+
+def _thinks(value: object) -> bool:
+    """`thinking` asks for something unless it is null or `{"type": "disabled"}`."""
+    return value is not None and not (isinstance(value, dict) and value.get("type") == "disabled")
 
 
 class AnthropicMessageSchema(Schema):
@@ -35,6 +41,11 @@ class CountTokensRequestSchema(StrictSchema):
         load_default=None,
         metadata={"description": '`{"type": "auto" | "any" | "none"}` or `{"type": "tool", "name": ...}`.'},
     )
+    cache_control = no_effect(fields.Dict(), "the prefix cache reuses every recurring prefix by itself.")
+    thinking = refused(NO_REASONING, asks=_thinks)
+    output_config = refused(
+        "output effort and output formats are not supported: force a tool for structured output."
+    )
 
 
 class MessagesRequestSchema(CommonSamplingSchema, CountTokensRequestSchema):
@@ -50,6 +61,9 @@ class MessagesRequestSchema(CommonSamplingSchema, CountTokensRequestSchema):
     stop_sequences = StopField(load_default=None, metadata={"description": "Strings that end the turn."})
     stream = fields.Boolean(load_default=False)
     metadata = fields.Dict(load_default=None, metadata={"description": "Accepted (`user_id`)."})
+    service_tier = no_effect(fields.String(), SERVICE_TIER)
+    inference_geo = no_effect(fields.String(), "inference runs on this host.")
+    container = refused("code execution containers are not supported.")
 
 
 class MessageObjectSchema(Schema):

@@ -13,7 +13,7 @@ from app.api.openai import stored
 from app.api.openai.responses import responses_request
 from app.api.openai.schemas import ResponseObjectSchema, ResponsesRequestSchema
 from app.engine import tokens
-from app.errors import BadRequestError, ConflictError
+from app.errors import BadRequestError, ConflictError, UnsupportedEndpointError
 from app.store import paging
 from app.store import responses as rows
 from app.store.responses import FINISHED
@@ -138,3 +138,16 @@ class InputTokens(MethodView):
                 "object": "response.input_tokens",
                 "input_tokens": len(tokens.tokenize(model, text, False)),
             }
+
+
+@blp.route("/responses/compact")
+class Compact(MethodView):
+    @blp.object_errors()
+    def post(self):
+        """Not served: a compacted context is an opaque summary made by OpenAI's models, which a local model
+        cannot read back. Always 404 `unsupported_endpoint`; continue a conversation with
+        `previous_response_id` or by sending its turns."""
+        raise UnsupportedEndpointError(
+            "POST /v1/responses/compact: compaction is not served here; continue a conversation with "
+            "previous_response_id or by sending its turns"
+        )

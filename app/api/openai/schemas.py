@@ -6,10 +6,31 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.api.field_policy import (
+    AUDIO,
+    NO_REASONING,
+    PROMPT_CACHE,
+    SAFETY,
+    SERVICE_TIER,
+    USER,
+    VERBOSITY,
+    WEB_SEARCH,
+    asks_anything,
+    given,
+    no_effect,
+    refused,
+)
 from app.api.schemas import CommonSamplingSchema, StrictSchema
 
 MAX_CHOICES = 4
 OPENAI_ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+def _set_values(value: Any) -> Any:
+    """A reasoning object's values that ask for something (`effort: "none"` asks for nothing)."""
+    if isinstance(value, dict):
+        return [v for v in value.values() if v not in (None, "none")]
+    return value
 
 
 class LenientSchema(Schema):
@@ -46,9 +67,7 @@ class OpenAISamplingSchema(CommonSamplingSchema):
     )
     stream = fields.Boolean(load_default=False)
     stream_options = fields.Nested(StreamOptionsSchema, load_default=None)
-    user = fields.String(
-        allow_none=True, metadata={"description": "Accepted; an end-user id for the caller's records."}
-    )
+    user = no_effect(fields.String(), USER)
 
     @validates_schema
     def _one_max_tokens(self, data: dict, **kwargs: Any) -> None:
@@ -76,25 +95,37 @@ class ChatCompletionRequestSchema(OpenAISamplingSchema):
     parallel_tool_calls = fields.Boolean(
         allow_none=True, metadata={"description": "Accepted; one call per turn is made."}
     )
-    store = fields.Boolean(
-        allow_none=True, metadata={"description": "Accepted, no effect: chat completions are not stored."}
-    )
-    metadata = fields.Dict(allow_none=True, metadata={"description": "Accepted, no effect (not stored)."})
-    service_tier = fields.String(allow_none=True, metadata={"description": "Accepted, no effect: one tier."})
-    prompt_cache_key = fields.String(
-        allow_none=True,
-        metadata={"description": "Accepted; the prefix cache needs no key (it matches prompts)."},
-    )
-    safety_identifier = fields.String(allow_none=True, metadata={"description": "Accepted, no effect."})
+    store = no_effect(fields.Boolean(), "chat completions are not stored (Responses are).")
+    metadata = no_effect(fields.Dict(), "chat completions are not stored.")
+    service_tier = no_effect(fields.String(), SERVICE_TIER)
+    prompt_cache_key = no_effect(fields.String(), PROMPT_CACHE)
+    prompt_cache_retention = no_effect(fields.String(), PROMPT_CACHE)
+    safety_identifier = no_effect(fields.String(), SAFETY)
     modalities = fields.List(
         fields.String(validate=validate.OneOf(["text"], error="Only text output: audio is not supported.")),
         allow_none=True,
         metadata={"description": 'Only ["text"]; audio output is refused.'},
     )
+    audio = refused(AUDIO, asks=given)
+    prediction = refused("predicted outputs are not supported.", asks=given)
+    web_search_options = refused(WEB_SEARCH, asks=given)
+    reasoning_effort = refused(NO_REASONING, asks=lambda value: value not in (None, "none"))
+    verbosity = refused(VERBOSITY, asks=lambda value: value not in (None, "medium"))
+    functions = refused("the deprecated `functions` are not supported: send `tools`.")
+    function_call = refused("the deprecated `function_call` is not supported: send `tool_choice`.")
 
 
 class CompletionRequestSchema(OpenAISamplingSchema):
     prompt = fields.String(required=True, validate=validate.Length(min=1))
+    echo = refused("echoing the prompt back is not supported.")
+    suffix = refused("insertion (text after the completion) is not supported.")
+    best_of = refused(
+        "best_of is not supported: send `n` for several choices.", asks=lambda value: value not in (None, 1)
+    )
+    logprobs = refused(
+        "raw completions return no log probabilities: /v1/chat/completions does (`logprobs`).",
+        asks=lambda value: value is not None,
+    )
 
 
 class ModelObjectSchema(Schema):
@@ -178,12 +209,21 @@ class ResponsesRequestSchema(CommonSamplingSchema):
         metadata={"description": "Continue a stored response: its turns (and function calls) come first."},
     )
     metadata = fields.Dict(load_default=None, allow_none=True, metadata={"description": "Echoed back."})
-    user = fields.String(metadata={"description": "Accepted; an end-user id for the caller's records."})
-    service_tier = fields.String(allow_none=True, metadata={"description": "Accepted, no effect: one tier."})
-    prompt_cache_key = fields.String(
-        allow_none=True, metadata={"description": "Accepted; the prefix cache works on the prompt itself."}
+    user = no_effect(fields.String(), USER)
+    service_tier = no_effect(fields.String(), SERVICE_TIER)
+    prompt_cache_key = no_effect(fields.String(), PROMPT_CACHE)
+    prompt_cache_retention = no_effect(fields.String(), PROMPT_CACHE)
+    safety_identifier = no_effect(fields.String(), SAFETY)
+    stream_options = no_effect(fields.Dict(), "stream events are not obfuscated (no padding field).")
+    reasoning = refused(NO_REASONING, asks=lambda value: asks_anything(_set_values(value)))
+    include = refused(
+        "no extra output data (encrypted reasoning, log probabilities, tool sources) is produced."
     )
-    safety_identifier = fields.String(allow_none=True, metadata={"description": "Accepted, no effect."})
+    top_logprobs = refused(
+        "the Responses API returns no log probabilities here.", asks=lambda v: v not in (None, 0)
+    )
+    conversation = refused("conversations are not stored: send previous_response_id.")
+    prompt = refused("stored prompt templates are not supported: send the input.")
     max_tool_calls = fields.Integer(
         allow_none=True,
         validate=validate.Range(min=1),
