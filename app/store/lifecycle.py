@@ -13,8 +13,16 @@ from app.store.db import Database
 from app.store.tables import batch_items, batches, file_chunks, files, responses
 
 
+def _unclaimed(now: float) -> sa.ColumnElement:
+    """Items nobody runs: pending, or running under a lease that ran out (their replica died)."""
+    stale = sa.and_(batch_items.c.status == "running", batch_items.c.lease_until < now)
+    return sa.or_(batch_items.c.status == "pending", stale)
+
+
 def advance(db: Database, now: float, retention: float) -> None:
-    """Expire what outlived its window; finalize what has nothing left to run."""
+    """Expire what outlived its window; finalize what has nothing left to run. An item left running by
+    a replica that died counts as not running: a stopped batch (cancelled, expired) never hands it out
+    again, so it would otherwise hold the batch open for good."""
     with db.begin() as connection:
         expiring = connection.execute(
             sa.select(batches.c.id).where(batches.c.status == "in_progress", batches.c.expires_at < now)
@@ -22,7 +30,7 @@ def advance(db: Database, now: float, retention: float) -> None:
         for batch_id in list(expiring):
             pending = connection.execute(
                 sa.select(batch_items.c.line, batch_items.c.custom_id).where(
-                    batch_items.c.batch_id == batch_id, batch_items.c.status == "pending"
+                    batch_items.c.batch_id == batch_id, _unclaimed(now)
                 )
             )
             for line, custom_id in list(pending):
@@ -32,6 +40,15 @@ def advance(db: Database, now: float, retention: float) -> None:
                     .where(batch_items.c.batch_id == batch_id, batch_items.c.line == line)
                     .values(status="error", result=json.dumps({**result, "error": EXPIRED}))
                 )
+        connection.execute(
+            batch_items.update()
+            .where(
+                batch_items.c.batch_id.in_(sa.select(batches.c.id).where(batches.c.status == "cancelling")),
+                batch_items.c.status == "running",
+                batch_items.c.lease_until < now,
+            )
+            .values(status="pending", lease_owner=None, lease_until=None)
+        )
         open_batches = list(
             connection.execute(sa.select(batches).where(batches.c.status.in_(("in_progress", "cancelling"))))
         )

@@ -4,10 +4,11 @@ the work loop is not running, so batch items stay pending)."""
 from __future__ import annotations
 
 import json
+import time
 
 import sqlalchemy as sa
 
-from app.store import units
+from app.store import lifecycle, units
 from app.store.tables import batch_items
 
 ENDPOINT = "/v1/chat/completions"
@@ -92,3 +93,43 @@ def test_another_keys_objects_are_not_found(make_app):
     answer = client.get(f"/v1/files/{file_id}", headers=b).get_json()
     assert answer["error"]["code"] == "not_found" and "in.jsonl" not in json.dumps(answer)
     assert client.get("/v1/files", headers=b).get_json()["data"] == []
+
+
+def test_a_cancelled_batch_whose_running_item_lost_its_replica_is_finalized(make_app):
+    """kill -9 while an item of a cancelling batch runs: after the restart nobody may claim the item (the
+    batch no longer runs), so it must not hold the batch in `cancelling` for good."""
+    app = make_app()
+    client = app.test_client()
+    created = batch(
+        client, upload(client, "\n".join(line(f"id-{n}") for n in range(3)).encode()).get_json()["id"]
+    )
+    batch_id = created.get_json()["id"]
+    db = app.extensions["llm"].store.db
+    running = units.claim(db, "replica-a", time.time(), 30, 1)
+    assert units.record(db, running[0], "replica-a", 200, {"ok": 1}, "r")
+    units.claim(db, "replica-a", time.time(), 30, 1)  # the second item runs when the worker dies
+    assert client.post(f"/v1/batches/{batch_id}/cancel").get_json()["status"] == "cancelling"
+    lifecycle.advance(db, time.time(), 3600)
+    assert client.get(f"/v1/batches/{batch_id}").get_json()["status"] == "cancelling"  # its lease holds
+    assert units.give_back(db, "replica-a") == 1  # the restart
+    lifecycle.advance(db, time.time(), 3600)
+    final = client.get(f"/v1/batches/{batch_id}").get_json()
+    assert final["status"] == "cancelled" and final["request_counts"]["completed"] == 1
+    assert units.claim(db, "replica-b", time.time(), 30, 10) == []
+
+
+def test_items_of_an_expired_batch_left_running_by_a_dead_replica_expire(make_app):
+    app = make_app()
+    client = app.test_client()
+    created = batch(
+        client, upload(client, "\n".join(line(f"id-{n}") for n in range(2)).encode()).get_json()["id"]
+    )
+    batch_id = created.get_json()["id"]
+    db = app.extensions["llm"].store.db
+    units.claim(db, "replica-a", time.time(), 30, 1)
+    units.give_back(db, "replica-a")
+    later = time.time() + 2 * 86400  # past the 24h window
+    lifecycle.advance(db, later, 3600)
+    final = client.get(f"/v1/batches/{batch_id}").get_json()
+    assert final["status"] == "expired" and final["request_counts"]["failed"] == 2
+    assert units.claim(db, "replica-b", later, 30, 10) == []
