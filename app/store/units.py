@@ -37,8 +37,11 @@ def _response_unit(row: sa.Row) -> Unit:
     return Unit("response", row.id, row.owner, "/v1/responses", body, row.attempts)
 
 
-def claim(db: Database, replica: str, now: float, lease: float, limit: int) -> list[Unit]:
-    """Background responses first (they are one person's wait), then batch items."""
+def claim(
+    db: Database, replica: str, now: float, lease: float, limit: int, skip_owners: set[str] = frozenset()
+) -> list[Unit]:
+    """Background responses first (they are one person's wait), then batch items, the oldest batch's
+    first; none of the keys in `skip_owners` (over their share or quota for now)."""
     from app.store.work import Unit
 
     found: list[Unit] = []
@@ -46,7 +49,9 @@ def claim(db: Database, replica: str, now: float, lease: float, limit: int) -> l
         rows = work_units.claim(
             connection,
             responses,
-            sa.and_(responses.c.status == QUEUED, responses.c.background),
+            sa.and_(
+                responses.c.status == QUEUED, responses.c.background, responses.c.owner.not_in(skip_owners)
+            ),
             replica=replica,
             now=now,
             lease_seconds=lease,
@@ -55,7 +60,9 @@ def claim(db: Database, replica: str, now: float, lease: float, limit: int) -> l
         )
         found += [_response_unit(row) for row in rows]
         if len(found) < limit:
-            active = sa.select(batches.c.id).where(batches.c.status == IN_PROGRESS)
+            active = sa.select(batches.c.id).where(
+                batches.c.status == IN_PROGRESS, batches.c.owner.not_in(skip_owners)
+            )
             rows = work_units.claim(
                 connection,
                 batch_items,
@@ -66,6 +73,9 @@ def claim(db: Database, replica: str, now: float, lease: float, limit: int) -> l
                 limit=limit - len(found),
                 running=RUNNING,
                 scope=batch_items.c.batch_id.in_(active),
+                first=sa.select(batches.c.created_at)
+                .where(batches.c.id == batch_items.c.batch_id)
+                .scalar_subquery(),
             )
             if rows:
                 info = {

@@ -73,6 +73,7 @@ class WorkLoop:
         self._renewed = 0.0
         self._cleaned = 0.0
         self._backoff_until = 0.0
+        self._owners_waiting: dict[str, float] = {}  # a key over its share or quota → when to try again
         self.started = False
         self.preemptions = 0
 
@@ -150,7 +151,9 @@ class WorkLoop:
             return
         if not self.limiter.interactive_quiet(QUIET_SECONDS):
             return  # the next tick looks again
-        for unit in units.claim(self.db, self.settings.replica_id, now, lease, free):
+        self._owners_waiting = {o: t for o, t in self._owners_waiting.items() if t > now}
+        skip = set(self._owners_waiting)
+        for unit in units.claim(self.db, self.settings.replica_id, now, lease, free, skip_owners=skip):
             if unit.attempts > self.settings.max_attempts:
                 self._give_up(unit)
                 continue
@@ -184,7 +187,9 @@ class WorkLoop:
                 if unit.preempted:
                     self.preemptions += 1
                 units.release(self.db, unit, self.settings.replica_id)
-                if status in RETRY_STATUSES:
+                if status == 429:  # this key's share or quota: other keys' work goes on meanwhile
+                    self._owners_waiting[unit.owner] = time.time() + POLL_SECONDS
+                elif status in RETRY_STATUSES:
                     self._backoff_until = time.time() + POLL_SECONDS
             else:
                 units.record(self.db, unit, self.settings.replica_id, status, body, request_id)

@@ -22,14 +22,17 @@ def claim(
     limit: int,
     running: str,
     scope: sa.ColumnElement | None = None,
+    first: sa.ColumnElement | None = None,
 ) -> list[sa.Row]:
-    """Claim up to `limit` units within `scope` that are `ready` (or whose lease ran out), oldest
-    first; they become `running` under this replica's lease. Returns the claimed rows."""
+    """Claim up to `limit` units within `scope` that are `ready` (or whose lease ran out), ordered by
+    `first` then the primary key; they become `running` under this replica's lease. Returns the claimed
+    rows."""
     keys = list(table.primary_key.columns)
     free = sa.or_(ready, sa.and_(table.c.status == running, table.c.lease_until < now))
     if scope is not None:
         free = sa.and_(free, scope)
-    pick = sa.select(*keys).where(free).order_by(*keys).limit(limit)
+    order = [first, *keys] if first is not None else keys
+    pick = sa.select(*keys).where(free).order_by(*order).limit(limit)
     if connection.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     target = keys[0] if len(keys) == 1 else sa.tuple_(*keys)

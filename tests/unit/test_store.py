@@ -133,3 +133,28 @@ def test_items_of_an_expired_batch_left_running_by_a_dead_replica_expire(make_ap
     final = client.get(f"/v1/batches/{batch_id}").get_json()
     assert final["status"] == "expired" and final["request_counts"]["failed"] == 2
     assert units.claim(db, "replica-b", later, 30, 10) == []
+
+
+def test_batches_are_claimed_oldest_first_and_a_waiting_key_does_not_hold_up_the_others(make_app):
+    keys = {"a": "key-a-0123456789abcdef", "b": "key-b-0123456789abcdef"}
+    client = make_app(LLM_API_KEYS=",".join(keys.values())).test_client()
+    ids = {}
+    for name in ("a", "b"):  # a's batch first, then b's: a random id must not decide the order
+        auth = {"Authorization": f"Bearer {keys[name]}"}
+        file_id = upload(client, "\n".join(line(f"{name}-{n}") for n in range(5)).encode(), headers=auth)
+        created = client.post(
+            "/v1/batches",
+            json={
+                "input_file_id": file_id.get_json()["id"],
+                "endpoint": ENDPOINT,
+                "completion_window": "24h",
+            },
+            headers=auth,
+        )
+        ids[name] = created.get_json()["id"]
+    db = client.application.extensions["llm"].store.db
+    first = units.claim(db, "replica-a", time.time(), 30, 3)
+    assert [u.id for u in first] == [ids["a"]] * 3
+    owner_a = first[0].owner
+    others = units.claim(db, "replica-a", time.time(), 30, 3, skip_owners={owner_a})
+    assert [u.id for u in others] == [ids["b"]] * 3  # a is over its share: b's items run meanwhile
