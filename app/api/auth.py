@@ -59,6 +59,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         unit = request.environ.get("llm.unit")  # in-process background work, as the key that made it
         if unit is not None:
             g.api_key = keys.get(unit.owner)
+            if keys and g.api_key is None:  # never run a removed key's work unbounded, as nobody
+                raise UnauthorizedError("The API key that made this work is no longer configured")
             return
         if not keys or request.method == "OPTIONS" or _public(request.path, settings):
             return  # CORS preflights carry no credentials by design

@@ -158,3 +158,21 @@ def test_batches_are_claimed_oldest_first_and_a_waiting_key_does_not_hold_up_the
     owner_a = first[0].owner
     others = units.claim(db, "replica-a", time.time(), 30, 3, skip_owners={owner_a})
     assert [u.id for u in others] == [ids["b"]] * 3  # a is over its share: b's items run meanwhile
+
+
+def test_work_of_a_key_no_longer_configured_fails_instead_of_running_as_nobody(make_app):
+    key_a, key_b = "key-a-0123456789abcdef", "key-b-0123456789abcdef"
+    before = make_app(LLM_API_KEYS=f"{key_a},{key_b}").test_client()
+    auth = {"Authorization": f"Bearer {key_b}"}
+    file_id = upload(before, line("x").encode(), headers=auth).get_json()["id"]
+    before.post(
+        "/v1/batches",
+        json={"input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": "24h"},
+        headers=auth,
+    )
+    after = make_app(LLM_API_KEYS=key_a)  # the same data directory; key b was removed
+    llm = after.extensions["llm"]
+    (unit,) = units.claim(llm.store.db, "replica-a", time.time(), 30, 1)
+    llm.store.work.app = after  # the loop itself is not started in unit tests
+    status, body, _ = llm.store.work._call(unit)
+    assert status == 401 and "no longer configured" in body["error"]["message"], (unit, body)
