@@ -56,7 +56,6 @@ class DisconnectWatch:
         greenlet, self._greenlet = self._greenlet, None
         if greenlet is None:
             return
-        never_ran = not greenlet and not greenlet.dead  # scheduled, not started: no finally will run
         greenlet.kill(block=False)
-        if never_ran:
+        if greenlet.dead:  # killed before it started: no finally of its own will close the socket
             self._raw.close()  # a watch that ran closes its socket itself, after its wait ended

@@ -1,0 +1,56 @@
+"""The disconnect watch closes its duplicate of the client's socket however it ends."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import gevent
+import pytest
+
+from app.api import disconnect
+
+
+@pytest.fixture
+def pair(monkeypatch):
+    monkeypatch.setattr(disconnect, "gevent_active", lambda: True)
+    ours, theirs = socket.socketpair()
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def closed(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return True
+    return False
+
+
+def test_a_watch_stopped_before_it_ran_closes_its_socket(pair):
+    ours, _ = pair
+    watch = disconnect.DisconnectWatch({"gunicorn.socket": ours}, lambda: None)
+    fd = watch._raw.fileno()
+    watch.stop()  # a request refused at once (429, 503): the watch never got to run
+    assert closed(fd)
+
+
+def test_a_watch_that_ran_closes_its_socket_when_stopped(pair):
+    ours, _ = pair
+    watch = disconnect.DisconnectWatch({"gunicorn.socket": ours}, lambda: None)
+    fd = watch._raw.fileno()
+    gevent.sleep(0)  # it waits for the client now
+    watch.stop()
+    gevent.sleep(0)
+    assert closed(fd)
+
+
+def test_a_client_that_leaves_is_told_once(pair):
+    ours, theirs = pair
+    gone = []
+    watch = disconnect.DisconnectWatch({"gunicorn.socket": ours}, lambda: gone.append(1))
+    theirs.close()
+    gevent.sleep(0.01)
+    watch.stop()
+    assert gone == [1]
