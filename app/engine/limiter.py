@@ -112,6 +112,10 @@ class SlotLimiter:
         if granted:
             return True
         with self._lock:
+            # Telling the preemption may switch greenlets: another request of this key may have taken
+            # its share meanwhile.
+            if share is not None and self.held_by(key) >= share:
+                raise self.rate_limited(key, share)
             if self.in_use < self.limit and not self.waiting:  # freed while the preemption was told
                 self.in_use += 1
                 self._grant(key)

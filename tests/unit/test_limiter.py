@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from app.engine.faults import SlotsBusy
+from app.engine.faults import KeyShareUsed, SlotsBusy
 from app.engine.limiter import SlotLimiter
 from app.error_shapes import NATIVE
 from app.fault_errors import fault_error
@@ -210,3 +210,23 @@ def test_a_higher_priority_key_waits_less():
     limiter.release(0.1, "high")
     low.join(timeout=30)
     assert granted == ["high", "low"]
+
+
+def test_a_keys_share_holds_when_telling_the_preemption_lets_another_request_of_the_key_in():
+    """on_interactive may switch greenlets; a request of the same key that takes the share meanwhile
+    must not let this one queue past the share."""
+    limiter = SlotLimiter(limit=2, timeout=30)
+    assert limiter.acquire(1, threading.Event(), "person")
+    assert limiter.acquire(1, threading.Event(), "batch", background=True)  # every slot is busy
+    limiter.release(0.1, "person")
+    assert limiter.acquire(1, threading.Event(), "other")
+
+    def meanwhile() -> None:  # while the preemption is told, the key's other request takes a slot
+        limiter.on_interactive = None
+        limiter.release(0.1, "other")
+        assert limiter.acquire(1, threading.Event(), "team-a", 1)
+
+    limiter.on_interactive = meanwhile
+    with pytest.raises(KeyShareUsed):
+        limiter.acquire(1, threading.Event(), "team-a", 1)
+    assert limiter.held_by("team-a") == 1
