@@ -11,10 +11,10 @@ from flask import Response
 
 from app.api import sse
 from app.api.functions import calls_of
-from app.api.session import combine
 from app.engine import Chunk, Completion, Stream, TokenLogprob, ToolCall
 from app.error_shapes import openai_envelope
 from app.errors import ApiError
+from app.observability.track import combine
 
 
 def logprobs_object(entries: tuple[TokenLogprob, ...]) -> dict:
