@@ -40,13 +40,22 @@ class StoreCollector(Collector):
                     objects.add_metric(
                         [kind], connection.execute(sa.select(sa.func.count()).select_from(table)).scalar()
                     )
-                for kind, table, states in (
-                    ("background_response", responses, ("queued", "in_progress")),
-                    ("batch_item", batch_items, ("pending", "running")),
+                live = batch_items.c.batch_id.in_(
+                    sa.select(batches.c.id).where(batches.c.status == "in_progress")
+                )
+                for kind, table, states, scope in (
+                    ("background_response", responses, ("queued", "in_progress"), sa.true()),
+                    # a cancelled or expired batch's unrun items will never run: not pending work
+                    (
+                        "batch_item",
+                        batch_items,
+                        ("pending", "running"),
+                        sa.or_(batch_items.c.status == "running", live),
+                    ),
                 ):
                     rows = connection.execute(
                         sa.select(table.c.status, sa.func.count())
-                        .where(table.c.status.in_(states))
+                        .where(table.c.status.in_(states), scope)
                         .group_by(table.c.status)
                     )
                     found = dict(rows.all())

@@ -176,3 +176,24 @@ def test_work_of_a_key_no_longer_configured_fails_instead_of_running_as_nobody(m
     llm.store.work.app = after  # the loop itself is not started in unit tests
     status, body, _ = llm.store.work._call(unit)
     assert status == 401 and "no longer configured" in body["error"]["message"], (unit, body)
+
+
+def test_a_cancelled_batchs_unrun_items_are_not_counted_as_pending_work(make_app):
+    from app.observability.store_metrics import StoreCollector
+
+    app = make_app()
+    client = app.test_client()
+    created = batch(
+        client, upload(client, "\n".join(line(f"id-{n}") for n in range(3)).encode()).get_json()["id"]
+    )
+    llm = app.extensions["llm"]
+
+    def pending() -> float:
+        (units_metric,) = [
+            m for m in StoreCollector(llm.store, llm.limiter).collect() if m.name == "llm_work_units"
+        ]
+        return sum(s.value for s in units_metric.samples if s.labels.get("state") == "pending")
+
+    assert pending() == 3
+    client.post(f"/v1/batches/{created.get_json()['id']}/cancel")
+    assert pending() == 0
