@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from app.store import lifecycle, units
 from app.store.tables import batch_items
+from tests.unit.conftest import FAKE_MODEL
 
 ENDPOINT = "/v1/chat/completions"
 
@@ -197,3 +198,24 @@ def test_a_cancelled_batchs_unrun_items_are_not_counted_as_pending_work(make_app
     assert pending() == 3
     client.post(f"/v1/batches/{created.get_json()['id']}/cancel")
     assert pending() == 0
+
+
+def test_a_streamed_response_the_store_cannot_keep_ends_with_an_error_and_response_failed(
+    make_app, monkeypatch
+):
+    from app.errors import StorageError
+    from app.store import responses as stored_rows
+
+    def full(*args, **kwargs):
+        raise StorageError("the store could not write: disk full")
+
+    monkeypatch.setattr(stored_rows, "insert", full)
+    client = make_app().test_client()
+    answer = client.post("/v1/responses", json={"model": FAKE_MODEL, "input": "Hi", "stream": True})
+    events = [
+        line.removeprefix("event: ")
+        for line in answer.get_data(as_text=True).splitlines()
+        if line.startswith("event: ")
+    ]
+    assert events[-2:] == ["error", "response.failed"], events
+    assert "response.completed" not in events

@@ -7,6 +7,7 @@ request gets.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from app.api import sse
 from app.api.turn_writer import TurnWriter
 from app.engine import ToolCall, Usage
 from app.errors import ApiError
+
+logger = logging.getLogger(__name__)
 
 # How an engine finish becomes a response's status and incomplete reason.
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "timeout": "timeout"}
@@ -203,5 +206,8 @@ class ResponseWriter(TurnWriter):
         self.base["error"] = {"code": error.code, "message": error.message}
         self.last = self.response("failed")
         if self.on_done is not None:
-            self.on_done(self.last)
+            try:
+                self.on_done(self.last)
+            except ApiError as again:  # storing may be what failed: the client is told all the same
+                logger.warning("a failed response was not stored: %s", again.message)
         return failed + self._event("response.failed", response=self.last)
