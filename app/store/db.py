@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
+from filelock import FileLock
 from sqlalchemy.engine import Connection, Engine
 
 from app.env_reader import SettingsError
@@ -70,14 +72,20 @@ def prepare(settings: StoreSettings) -> Engine:
     if settings.database_url is None:
         try:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            probe = settings.data_dir / ".write-probe"
+            probe = settings.data_dir / f".write-probe-{os.getpid()}"  # replicas may start together
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
             raise SettingsError(f"{variable}={shown!r} cannot be used: {error.strerror or error}") from None
     engine = create_engine(settings)
     try:
-        migrate(engine)
+        if settings.database_url is None:
+            # Replicas sharing a data directory start together: one migrates, the others then find it done
+            # (PostgreSQL takes an advisory lock in migrate).
+            with FileLock(settings.data_dir / ".migrate.lock"):
+                migrate(engine)
+        else:
+            migrate(engine)
     except Exception as error:
         engine.dispose()
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
