@@ -219,3 +219,19 @@ def test_a_streamed_response_the_store_cannot_keep_ends_with_an_error_and_respon
     ]
     assert events[-2:] == ["error", "response.failed"], events
     assert "response.completed" not in events
+
+
+def test_retention_removes_responses_files_and_batches_past_their_time_and_nothing_sooner(make_app):
+    app = make_app(LLM_RETENTION_DAYS="30")
+    client = app.test_client()
+    response_id = client.post("/v1/responses", json={"model": FAKE_MODEL, "input": "Hi"}).get_json()["id"]
+    file_id = upload(client, line("x").encode()).get_json()["id"]
+    batch_id = batch(client, file_id).get_json()["id"]
+    paths = (f"/v1/responses/{response_id}", f"/v1/files/{file_id}", f"/v1/batches/{batch_id}")
+    db = app.extensions["llm"].store.db
+    month = 30 * 86400
+    assert lifecycle.clean(db, time.time() + month - 3600, month) == {}
+    assert [client.get(path).status_code for path in paths] == [200, 200, 200]
+    removed = lifecycle.clean(db, time.time() + 2 * month + 86400, month)
+    assert removed == {"responses": 1, "files": 1, "batches": 1}
+    assert [client.get(path).status_code for path in paths] == [404, 404, 404]
