@@ -65,7 +65,9 @@ def batch_object(row: sa.Row, counts: dict[str, int]) -> dict:
     }
 
 
-def _check_line(number: int, raw: bytes, endpoint: str, seen: set[str]) -> tuple[dict | None, dict | None]:
+def _check_line(
+    number: int, raw: bytes | None, endpoint: str, seen: set[str]
+) -> tuple[dict | None, dict | None]:
     """(item, None) for a good line, (None, error) for a bad one."""
 
     def bad(message: str, param: str | None = None) -> tuple[None, dict]:
@@ -76,6 +78,8 @@ def _check_line(number: int, raw: bytes, endpoint: str, seen: set[str]) -> tuple
             "line": number,
         }
 
+    if raw is None:
+        return bad(f"longer than {stored_files.MAX_LINE_BYTES} bytes, a request's body limit")
     try:
         item = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
@@ -122,7 +126,7 @@ def create(
     count, errors, seen = 0, [], set()
     # First pass: check every line, keeping only the custom_ids seen (the file is never whole in memory).
     for number, raw in stored_files.upload_lines(db, file_row.id):
-        if not raw.strip():
+        if raw is not None and not raw.strip():
             continue
         item, error = _check_line(number, raw, endpoint, seen)
         if error is not None:

@@ -155,9 +155,14 @@ def batch_lines(db: Database, batch_id: str, status: str) -> Iterator[str]:
         last = rows[-1].line
 
 
-def upload_lines(db: Database, file_id: str) -> Iterator[tuple[int, bytes]]:
-    """An upload's lines, numbered from 1, read a chunk at a time."""
-    number, rest, seq = 0, b"", 0
+# A batch line is one request: it may be as long as a request's body (the app's MAX_CONTENT_LENGTH).
+MAX_LINE_BYTES = 8 * 1024 * 1024
+
+
+def upload_lines(db: Database, file_id: str) -> Iterator[tuple[int, bytes | None]]:
+    """An upload's lines, numbered from 1, read a chunk at a time. A line over MAX_LINE_BYTES (one
+    request's body limit) comes as None and is skipped, never held whole."""
+    number, rest, seq, skipping = 0, b"", 0, False
     while True:
         with db.begin() as connection:
             data = connection.execute(
@@ -171,6 +176,11 @@ def upload_lines(db: Database, file_id: str) -> Iterator[tuple[int, bytes]]:
         *lines, rest = (rest + bytes(data)).split(b"\n")
         for line in lines:
             number += 1
-            yield number, line
-    if rest:
+            yield number, None if skipping else line
+            skipping = False
+        if len(rest) > MAX_LINE_BYTES or (skipping and not lines):
+            skipping, rest = True, b""
+    if skipping:
+        yield number + 1, None
+    elif rest:
         yield number + 1, rest

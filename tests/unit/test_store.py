@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from app.store import lifecycle, units
@@ -235,3 +236,21 @@ def test_retention_removes_responses_files_and_batches_past_their_time_and_nothi
     removed = lifecycle.clean(db, time.time() + 2 * month + 86400, month)
     assert removed == {"responses": 1, "files": 1, "batches": 1}
     assert [client.get(path).status_code for path in paths] == [404, 404, 404]
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_a_line_over_a_requests_body_limit_fails_the_batch_naming_it_without_holding_it(
+    make_app, monkeypatch, where
+):
+    from app.store import files as stored_files
+
+    monkeypatch.setattr(stored_files, "CHUNK", 64)  # the long line spans many chunks
+    monkeypatch.setattr(stored_files, "MAX_LINE_BYTES", 200)
+    client = make_app().test_client()
+    lines = [line("a"), line("b"), line("c")]
+    index = {"first": 0, "middle": 1, "last": 2}[where]
+    lines[index] = line(lines[index][:0] + "long", padding="x" * 1000)
+    created = batch(client, upload(client, "\n".join(lines).encode()).get_json()["id"]).get_json()
+    assert created["status"] == "failed"
+    (error,) = created["errors"]["data"]
+    assert error["line"] == index + 1 and "longer than 200 bytes" in error["message"]
