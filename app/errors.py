@@ -59,6 +59,14 @@ class ModelNotAllowedError(ApiError):
     code = "model_not_allowed"
 
 
+class AdminRequiredError(ApiError):
+    """A route of the admin scope (model management), asked without it: a key that is not admin,
+    or no keys at all while LLM_ADMIN_OPEN is off."""
+
+    status = 403
+    code = "admin_required"
+
+
 class RateLimitedError(ApiError):
     """The key's share of the slots or its token quota is used up (Retry-After says when to retry)."""
 

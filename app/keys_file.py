@@ -10,6 +10,7 @@ tokens_per_minute = 20000
 tokens_per_day = 1000000
 max_tokens_limit = 1024
 priority = 1                    # its waiting requests go before those of lower priority (default 0)
+admin = true                    # may manage models (/api/admin, Ollama's pull and delete); default false
 ```
 
 Only digests are kept: a key is compared by its SHA-256 digest, in constant time. A key's name, never
@@ -50,6 +51,7 @@ class ApiKey:
     tokens_per_day: int | None = None
     max_tokens_limit: int | None = None
     priority: int = 0
+    admin: bool = False  # the admin scope: model management (pull, load, unload, delete)
 
 
 def digest(key: str) -> bytes:
@@ -77,6 +79,7 @@ class _KeySchema(Schema):
     tokens_per_day = fields.Integer(strict=True, validate=validate.Range(min=1))
     max_tokens_limit = fields.Integer(strict=True, validate=validate.Range(min=1))
     priority = fields.Integer(strict=True, validate=validate.Range(min=-100, max=100))
+    admin = fields.Boolean(truthy={True}, falsy={False})
 
 
 def _key_digest(where: str, value: str) -> bytes:
@@ -99,7 +102,7 @@ def load(path: Path) -> dict[str, ApiKey]:
     keys: dict[str, ApiKey] = {}
     for name, body in table.items():
         keys[str(name)] = _entry(path, str(name), body)
-    _unique(path, keys)
+    unique(path, keys)
     return keys
 
 
@@ -118,10 +121,12 @@ def _entry(path: Path, name: str, body: Any) -> ApiKey:
         tokens_per_day=data.get("tokens_per_day"),
         max_tokens_limit=data.get("max_tokens_limit"),
         priority=data.get("priority", 0),
+        admin=data.get("admin", False),
     )
 
 
-def _unique(source: Path | str, keys: dict[str, ApiKey]) -> None:
+def unique(source: Path | str, keys: dict[str, ApiKey]) -> None:
+    """Refuse two entries with the same key (named by `source`)."""
     seen: dict[bytes, str] = {}
     for key in keys.values():
         if key.digest in seen:
@@ -129,14 +134,17 @@ def _unique(source: Path | str, keys: dict[str, ApiKey]) -> None:
         seen[key.digest] = key.name
 
 
-def from_list(raw: str) -> dict[str, ApiKey]:
-    """LLM_API_KEYS: comma-separated keys, named key-1, key-2, ... in order, without a policy."""
+def from_list(
+    raw: str, variable: str = "LLM_API_KEYS", prefix: str = "key", admin: bool = False
+) -> dict[str, ApiKey]:
+    """LLM_API_KEYS: comma-separated keys, named key-1, key-2, ... in order, without a policy;
+    LLM_ADMIN_API_KEYS likewise (admin-1, admin-2, ..., with the admin scope)."""
     values = [value.strip() for value in raw.split(",") if value.strip()]
     if not values:
-        raise KeysError("LLM_API_KEYS: no key given")
+        raise KeysError(f"{variable}: no key given")
     keys = {}
     for number, value in enumerate(values, 1):
-        name = f"key-{number}"
-        keys[name] = ApiKey(name, _key_digest(f"LLM_API_KEYS: key {number}", value))
-    _unique("LLM_API_KEYS", keys)
+        name = f"{prefix}-{number}"
+        keys[name] = ApiKey(name, _key_digest(f"{variable}: key {number}", value), admin=admin)
+    unique(variable, keys)
     return keys

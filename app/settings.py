@@ -14,6 +14,7 @@ from app.env_reader import Reader, SettingsError
 from app.keys_file import ApiKey, KeysError
 from app.keys_file import from_list as keys_from_list
 from app.keys_file import load as load_keys
+from app.keys_file import unique as unique_keys
 from app.store.settings import StoreSettings, store_settings
 
 EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -61,6 +62,7 @@ class Settings:
     api_keys: Mapping[str, ApiKey] = field(default_factory=dict)  # name -> key; empty: the server is open
     metrics_public: bool = True
     docs_public: bool = True
+    admin_open: bool = False  # without keys: the admin routes (model management) open to anyone
     rate_window_seconds: float = 60.0  # the "minute" of tokens_per_minute (a day is 1440 of them)
     trusted_proxies: tuple = ()  # networks whose X-Forwarded-For is believed
     ssl_enabled: bool = False
@@ -155,6 +157,7 @@ class Settings:
             api_keys=api_keys,
             metrics_public=env.boolean("LLM_METRICS_PUBLIC", True),
             docs_public=env.boolean("LLM_DOCS_PUBLIC", True),
+            admin_open=env.boolean("LLM_ADMIN_OPEN", False),
             rate_window_seconds=env.number("LLM_RATE_WINDOW_SECONDS", cls.rate_window_seconds, 1, 3600),
             trusted_proxies=env.networks("LLM_TRUSTED_PROXIES"),
             ssl_enabled=env.boolean("SERVER_SSL_ENABLED", False),
@@ -166,6 +169,11 @@ class Settings:
         return settings
 
     def _check_consistency(self) -> None:
+        if self.admin_open and self.api_keys:
+            raise SettingsError(
+                "LLM_ADMIN_OPEN=true is invalid with API keys: allowed only without keys (with keys, "
+                "mark keys admin: admin = true in LLM_API_KEYS_FILE, or LLM_ADMIN_API_KEYS)"
+            )
         if self.default_max_tokens > self.max_tokens_limit:
             raise SettingsError(
                 f"LLM_DEFAULT_MAX_TOKENS={self.default_max_tokens} is invalid: allowed is at most "
@@ -195,17 +203,32 @@ class Settings:
 
 
 def _api_keys(env: Reader) -> dict[str, ApiKey]:
-    """The keys of LLM_API_KEYS or LLM_API_KEYS_FILE (not both); none: the server is open."""
+    """The keys of LLM_API_KEYS or LLM_API_KEYS_FILE (not both), with LLM_ADMIN_API_KEYS (named
+    admin-1, admin-2, ...: the admin scope) added; none: the server is open."""
     listed, path = env.optional("LLM_API_KEYS"), env.path("LLM_API_KEYS_FILE")
     if listed and path:
         raise SettingsError("LLM_API_KEYS and LLM_API_KEYS_FILE are both set: allowed is one of them")
     try:
-        if path is not None:
-            return load_keys(path)
-        return keys_from_list(listed) if listed else {}
+        keys = load_keys(path) if path is not None else keys_from_list(listed) if listed else {}
     except KeysError as error:
         name = "LLM_API_KEYS_FILE: " if path is not None else ""
         raise SettingsError(f"{name}{error}") from None
+    admins = env.optional("LLM_ADMIN_API_KEYS")
+    if admins:
+        keys.update(_admin_keys(admins, keys))
+    return keys
+
+
+def _admin_keys(raw: str, others: dict[str, ApiKey]) -> dict[str, ApiKey]:
+    try:
+        admin_keys = keys_from_list(raw, "LLM_ADMIN_API_KEYS", "admin", admin=True)
+        taken = sorted(set(admin_keys) & set(others))
+        if taken:
+            raise KeysError(f"LLM_ADMIN_API_KEYS: the name {taken[0]} is taken in LLM_API_KEYS_FILE")
+        unique_keys("LLM_ADMIN_API_KEYS", {**others, **admin_keys})
+    except KeysError as error:
+        raise SettingsError(str(error)) from None
+    return admin_keys
 
 
 @functools.lru_cache(maxsize=1)
