@@ -14,9 +14,8 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
-from app.settings import EMBEDDED_MODEL_ID, Settings, SettingsError
+from app.settings import Settings, SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,27 +41,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pull(settings: Settings, name: str, revision: str | None, files: tuple[str, ...]) -> int:
     from app.engine import hub
-    from app.engine.faults import EngineFault
+    from app.engine.faults import EngineFault, NoHubSource
 
-    if settings.hf_hub_offline:
-        print(
-            "error: HF_HUB_OFFLINE=1: pulling needs the hub; unset it on the connected machine",
-            file=sys.stderr,
-        )
-        return 1
-    model_id = settings.canonical(name)
-    entry = settings.catalog.get(model_id)
-    if entry is not None and entry.path is not None:
-        print(
-            f"error: '{name}' is a local path in LLM_MODELS_FILE ({entry.path}); nothing to pull",
-            file=sys.stderr,
-        )
-        return 1
-    repo = entry.repo if entry is not None and entry.repo else model_id
-    revision = revision or (entry.revision if entry is not None else None) or "main"
-    files = files or (entry.files if entry is not None else ())
     try:
+        repo, revision, files = hub.pull_target(settings, name, revision, files)
         snapshot, _ = hub.download(repo, settings, revision=revision, files=files, progress=True)
+    except NoHubSource as refused:
+        print(f"error: {_no_hub_source(refused)}", file=sys.stderr)
+        return 1
     except EngineFault as error:  # the model is not there, or the download failed: it says which
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -73,7 +59,17 @@ def _pull(settings: Settings, name: str, revision: str | None, files: tuple[str,
     return 0
 
 
+def _no_hub_source(refused) -> str:
+    if refused.why == refused.OFFLINE:
+        return "HF_HUB_OFFLINE=1: pulling needs the hub; unset it on the connected machine"
+    if refused.why == refused.LOCAL:
+        return f"'{refused.model}' is a local path in LLM_MODELS_FILE ({refused.where}); nothing to pull"
+    return f"'{refused.model}' is not a hub id (ORG/NAME); nothing to pull"
+
+
 def _models(settings: Settings, as_json: bool) -> int:
+    from app.engine.inventory import available_models
+
     rows = available_models(settings)
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -89,60 +85,6 @@ def _models(settings: Settings, as_json: bool) -> int:
     if not rows:
         print("(no models found locally)")
     return 0
-
-
-def available_models(settings: Settings) -> list[dict]:
-    """Every model this host can serve without a network: catalog, embedded, LLM_MODEL_PATH, cache."""
-    from app.engine import catalog
-    from app.engine.faults import ModelNotFound
-
-    rows: list[dict] = []
-    seen: set[str] = set()
-
-    def add(model_id: str, source: catalog.ModelSource | None) -> None:
-        if source is None or model_id in seen:
-            return
-        seen.add(model_id)
-        location = Path(source.location)
-        paths = [location / f for f in source.filenames] if source.filenames else location.rglob("*")
-        rows.append(
-            {
-                "id": model_id,
-                "format": source.format,
-                "origin": source.origin,
-                "location": source.location,
-                "files": list(source.filenames),
-                "revision": source.revision,
-                "size_bytes": sum(p.stat().st_size for p in paths if p.is_file()),
-            }
-        )
-
-    offline = _offline(settings)
-    candidates = [*settings.catalog, EMBEDDED_MODEL_ID]
-    if settings.model_path is not None and settings.model_path.is_dir():
-        directories = [*settings.model_path.glob("*"), *settings.model_path.glob("*/*")]
-        candidates += sorted(
-            str(p.relative_to(settings.model_path))
-            for p in directories
-            if p.is_dir() and (any(p.glob("*.gguf")) or (p / "config.json").is_file())
-        )
-    cache_root = catalog.hf_cache_root(settings)
-    candidates += sorted(
-        p.name.removeprefix("models--").replace("--", "/") for p in cache_root.glob("models--*")
-    )
-    for model_id in candidates:
-        try:
-            source = catalog.resolve(model_id, offline)
-        except ModelNotFound:
-            continue
-        add(model_id, source if source.origin != "hub" else None)
-    return rows
-
-
-def _offline(settings: Settings) -> Settings:
-    from dataclasses import replace
-
-    return replace(settings, hf_hub_offline=True)
 
 
 if __name__ == "__main__":

@@ -50,3 +50,32 @@ def spawn_background(fn: Callable[[], Any]) -> None:
         import threading
 
         threading.Thread(target=fn, name="model-loader", daemon=True).start()
+
+
+class Pending:
+    """A blocking call started off the hub: wait for it a while at a time (to report progress
+    meanwhile), then take its result or its exception."""
+
+    def __init__(self, done_within: Callable[[float], bool], result: Callable[[], Any]) -> None:
+        self.done_within = done_within
+        self.result = result
+
+
+def start_blocking(fn: Callable[..., T], *args: Any) -> Pending:
+    """Start `fn(*args)` as run_blocking would run it, without waiting for it."""
+    if gevent_active():
+        import gevent
+
+        started = gevent.get_hub().threadpool.spawn(fn, *args)  # an AsyncResult
+
+        def done_within(seconds: float) -> bool:
+            started.wait(seconds)
+            return started.ready()
+
+        return Pending(done_within, started.get)
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    executor = ThreadPoolExecutor(1, thread_name_prefix="blocking")
+    future = executor.submit(fn, *args)
+    executor.shutdown(wait=False)
+    return Pending(lambda seconds: bool(wait([future], seconds).done), future.result)
