@@ -16,6 +16,7 @@ from app.errors import (
     ApiError,
     BadRequestError,
     ChatTemplateMissingError,
+    ConflictError,
     ContextTooLongError,
     EngineError,
     ModelNotFoundError,
@@ -212,6 +213,34 @@ def _no_room_to_load(fault: faults.NoRoomToLoad, family: Family) -> ApiError:
         details={"model": fault.model, "max_loaded_models": fault.max_loaded_models},
         headers={"Retry-After": str(fault.retry_after)},
     )
+
+
+@_words(faults.ModelBusy)
+def _model_busy(fault: faults.ModelBusy, family: Family) -> ApiError:
+    if fault.state == "loading":
+        why = "it is loading; retry when the load ends"
+    elif fault.action == "deleted":
+        why = "it is loaded; unload it first"
+    else:
+        why = f"{fault.leases} request(s) are using it; retry when they end"
+    return ConflictError(
+        f"Model '{fault.model}' cannot be {fault.action} now: {why}",
+        details={"model": fault.model, "state": fault.state, "requests": fault.leases},
+    )
+
+
+@_words(faults.NoHubSource)
+def _no_hub_source(fault: faults.NoHubSource, family: Family) -> ApiError:
+    if fault.why == faults.NoHubSource.OFFLINE:
+        return ConflictError(
+            f"Model '{fault.model}' cannot be pulled: HF_HUB_OFFLINE=1 keeps this server off the hub",
+            details={"model": fault.model},
+        )
+    if fault.why == faults.NoHubSource.LOCAL:
+        message = f"Model '{fault.model}' is a local path in LLM_MODELS_FILE ({fault.where}), not a hub model"
+    else:
+        message = f"Model '{fault.model}' is not a hub id (ORG/NAME): nothing to pull or delete"
+    return BadRequestError(message, details={"model": fault.model})
 
 
 # -- slots ----------------------------------------------------------------------------------------

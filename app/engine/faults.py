@@ -161,6 +161,26 @@ class NoRoomToLoad(EngineFault):
         self.model, self.max_loaded_models, self.retry_after = model, max_loaded_models, retry_after
 
 
+class ModelBusy(EngineFault):
+    """`model` cannot be `action` ("unloaded", "deleted") now: its `state` is loading, or (unloaded)
+    `leases` requests use it, or (deleted) it is loaded."""
+
+    def __init__(self, model: str, action: str, state: str, leases: int = 0) -> None:
+        super().__init__(f"cannot {action} {model}: {state}, {leases} requests")
+        self.model, self.action, self.state, self.leases = model, action, state, leases
+
+
+class NoHubSource(EngineFault):
+    """`model` cannot be pulled from (or deleted from the cache of) the hub, for `why`: LOCAL (a path
+    in the catalog), OFFLINE (HF_HUB_OFFLINE) or NOT_HUB_ID (not an ORG/NAME id)."""
+
+    LOCAL, OFFLINE, NOT_HUB_ID = "local", "offline", "not_hub_id"
+
+    def __init__(self, model: str, why: str, where: str = "") -> None:
+        super().__init__(f"model {model}: no hub source ({why})")
+        self.model, self.why, self.where = model, why, where
+
+
 # -- slots ----------------------------------------------------------------------------------------
 class KeyShareUsed(EngineFault):
     """API key `key` holds or waits for `share` slots, its share (max_concurrent)."""

@@ -1,6 +1,7 @@
 """Loading and unloading models: locating (downloading) one, choosing its engine settings, creating
-its runners one load at a time, making room under LLM_MAX_LOADED_MODELS, creating again the runner
-of an idle model whose prefix cache grew, and recording a failed load on the model's entry."""
+its runners one load at a time, making room under LLM_MAX_LOADED_MODELS, unloading an idle model on
+request, creating again the runner of an idle model whose prefix cache grew, and recording a failed
+load on the model's entry."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from app.engine.entries import (
     Replica,
     kind_of,
 )
-from app.engine.faults import NoRoomToLoad
+from app.engine.faults import ModelBusy, NoRoomToLoad
 from app.engine.offload import run_blocking
 from app.engine.runner import create_runner
 from app.settings import Settings
@@ -154,6 +155,21 @@ class ModelLoader:
                 entry.recycles += 1
                 recycled.append(entry.model_id)
         return recycled
+
+    def unload(self, entry: ModelEntry) -> bool:
+        """Drop the model's runners now (an admin's unload, Ollama's keep_alive 0): True when it was
+        loaded, False when it was not; ModelBusy while it loads or requests hold it. Leases change
+        only on the hub and greenlets take turns: none can appear between the check and the drop."""
+        if entry.state == LOADING:
+            raise ModelBusy(entry.model_id, "unloaded", LOADING)
+        if entry.state != LOADED or entry.loaded is None:
+            return False
+        if entry.loaded.leases:
+            raise ModelBusy(entry.model_id, "unloaded", LOADED, entry.loaded.leases)
+        self._drop(entry, NOT_LOADED)
+        entry.unloads += 1
+        logger.info("model %s unloaded on request", entry.model_id)
+        return True
 
     def _failed(self, entry: ModelEntry, error: BaseException) -> None:
         entry.state, entry.error = FAILED, one_line(error)

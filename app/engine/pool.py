@@ -118,6 +118,25 @@ class ModelPool:
             raise entry.failure
         raise ModelLoadFailed(model_id, entry.state, entry.error)
 
+    def entry(self, name: str) -> ModelEntry | None:
+        """The entry of a model (by id or catalog alias), if the pool has one."""
+        return self._entries.get(self.settings.canonical(name))
+
+    def load(self, name: str) -> dict:
+        """Load a model now (an admin's load; one that failed is tried again) and describe it."""
+        model_id = self.settings.canonical(name)
+        entry = self.entry(model_id)
+        if entry is not None and entry.state == FAILED:
+            entry.state, entry.error, entry.failure = NOT_LOADED, None, None
+        self.release(self.acquire(model_id))
+        return self._entries[model_id].describe()
+
+    def unload(self, name: str) -> bool:
+        """Unload an idle model now (ModelBusy while requests hold it or it loads): True when it was
+        loaded. Its next request, or a load, brings it back."""
+        entry = self.entry(name)
+        return entry is not None and self.loader.unload(entry)
+
     @staticmethod
     def _lease(model: LoadedModel) -> LoadedModel:
         model.leases += 1

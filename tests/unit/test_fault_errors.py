@@ -44,12 +44,18 @@ CASES = [
     (faults.ModelLoading("m", "loading"), 503, "model_not_ready"),
     (faults.ModelLoadFailed("m", "failed", "weights are corrupt"), 503, "model_not_ready"),
     (faults.NoRoomToLoad("m", 2), 503, "overloaded"),
+    (faults.ModelBusy("m", "unloaded", "loaded", 2), 409, "conflict"),
+    (faults.ModelBusy("m", "deleted", "loading"), 409, "conflict"),
+    (faults.NoHubSource("m", faults.NoHubSource.OFFLINE), 409, "conflict"),
+    (faults.NoHubSource("m", faults.NoHubSource.LOCAL, "/models/m.gguf"), 400, "bad_request"),
     (faults.KeyShareUsed("team", 2, retry_after=3), 429, "rate_limited"),
     (faults.SlotsBusy(faults.QUEUE_FULL, **SLOTS), 503, "overloaded"),
 ]
 OPENAI_TYPE = {400: "invalid_request_error", 404: "invalid_request_error", 422: "invalid_request_error"}
+OPENAI_TYPE |= {409: "invalid_request_error"}
 OPENAI_TYPE |= {429: "rate_limit_error", 500: "server_error", 503: "server_error"}
 ANTHROPIC_TYPE = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error"}
+ANTHROPIC_TYPE |= {409: "invalid_request_error"}
 ANTHROPIC_TYPE |= {500: "api_error", 503: "overloaded_error"}
 
 
