@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import Flask, send_from_directory
 
 from app.api import embeddings
+from app.api.admin import views as admin
 from app.api.anthropic import views as anthropic
 from app.api.base import Api
 from app.api.native import chat, generate, health, llms, playground, tokens
+from app.api.ollama import models as ollama_models
 from app.api.ollama import views as ollama
 from app.api.openai import batches, files, responses, responses_stored
 from app.api.openai import chat as openai
@@ -61,6 +63,8 @@ def init_app(app: Flask, settings: Settings) -> Api:
     api.register_blueprint(embeddings.blp)
     api.register_blueprint(embeddings.v1)
     api.register_blueprint(ollama.blp)
+    api.register_blueprint(ollama_models.blp)
+    api.register_blueprint(admin.blp)
 
     @app.get(SWAGGER_ASSETS + "<path:filename>")
     def swagger_assets(filename: str):

@@ -9,6 +9,7 @@ from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import Schema
 
+from app.api.access import ADMIN, KEYED
 from app.api.anthropic.schemas import AnthropicErrorSchema
 from app.api.json_body import StrictJsonParser
 from app.api.schemas import ErrorSchema, OllamaErrorSchema, OpenAIErrorSchema
@@ -45,6 +46,22 @@ OBJECT_ERRORS = {
 }
 
 
+# The errors of the admin routes (model management).
+ADMIN_ERRORS = {
+    400: "A model that is not from the hub (a local path in LLM_MODELS_FILE, not an ORG/NAME id)",
+    401: ERROR_DESCRIPTIONS[401],
+    403: "The API key lacks the admin scope, or (without keys) LLM_ADMIN_OPEN is off (admin_required); "
+    "or the key may not use this model (model_not_allowed)",
+    404: "A model LLM_ALLOWED_MODELS does not allow, one the hub does not have, or (delete) one not in "
+    "the Hugging Face cache",
+    409: "The model is in use: loading, serving requests (unload), or loaded (delete); or HF_HUB_OFFLINE "
+    "keeps the server off the hub (pull)",
+    422: ERROR_DESCRIPTIONS[422],
+    503: "The hub could not be reached (pull), the model failed to load, or no room to load it "
+    "(LLM_MAX_LOADED_MODELS, all busy)",
+}
+
+
 class Api(SmorestApi):
     ERROR_SCHEMA = ErrorSchema
 
@@ -57,6 +74,7 @@ class Blueprint(SmorestBlueprint):
 
     ARGUMENTS_PARSER = StrictJsonParser()
     FAMILY: Family = NATIVE
+    ACCESS: str = KEYED  # who may call its routes (app.api.access): a key, or (ADMIN) an admin key
     ERROR_SCHEMA: type[Schema] = ErrorSchema
     ERROR_STATUSES: tuple[int, ...] = tuple(ERROR_DESCRIPTIONS)
 
@@ -68,6 +86,18 @@ class Blueprint(SmorestBlueprint):
                 description = ERROR_DESCRIPTIONS[status]
                 if status == 400 and 422 not in self.ERROR_STATUSES:
                     description += "; or a field out of range, of the wrong type, or unknown"
+                view = self.alt_response(status, schema=self.ERROR_SCHEMA, description=description)(view)
+            return view
+
+        return decorator
+
+    def admin_errors(self) -> Callable[[Any], Any]:
+        """Document the error responses of the admin routes."""
+
+        def decorator(view: Any) -> Any:
+            for status, description in ADMIN_ERRORS.items():
+                if status == 422 and 422 not in self.ERROR_STATUSES:
+                    continue
                 view = self.alt_response(status, schema=self.ERROR_SCHEMA, description=description)(view)
             return view
 
@@ -107,3 +137,15 @@ class OllamaBlueprint(Blueprint):
     FAMILY = OLLAMA
     ERROR_SCHEMA = OllamaErrorSchema
     ERROR_STATUSES = tuple(status for status in ERROR_DESCRIPTIONS if status != 422)
+
+
+class AdminBlueprint(Blueprint):
+    """Model management under /api/admin: every route needs the admin scope."""
+
+    ACCESS = ADMIN
+
+
+class OllamaAdminBlueprint(OllamaBlueprint):
+    """Ollama's model management (pull, delete): its shapes, and the admin scope."""
+
+    ACCESS = ADMIN

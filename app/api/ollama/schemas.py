@@ -61,7 +61,10 @@ class _Common(StrictSchema):
     stream = fields.Boolean(load_default=True, metadata={"description": "NDJSON lines (default true)."})
     keep_alive = fields.Raw(
         load_default=None,
-        metadata={"description": "Accepted; residency follows LLM_MAX_LOADED_MODELS here."},
+        metadata={
+            "description": '0 (or "0s", ...): unload the model after the answer (needs the admin '
+            "scope); other values are accepted, residency follows LLM_MAX_LOADED_MODELS."
+        },
     )
     think = fields.Raw(load_default=None, metadata={"description": "Refused when true: no thinking models."})
 
@@ -113,3 +116,15 @@ class OllamaObjectSchema(Schema):
 
     class Meta:
         unknown = INCLUDE
+
+
+class OllamaPullSchema(StrictSchema):
+    model = fields.String(load_default=None, validate=validate.Length(min=1, max=256))
+    name = fields.String(load_default=None, metadata={"description": "The older name of `model`."})
+    insecure = fields.Boolean(load_default=False, metadata={"description": "Accepted; HF_ENDPOINT decides."})
+    stream = fields.Boolean(load_default=True, metadata={"description": "NDJSON progress (default true)."})
+
+
+class OllamaDeleteSchema(StrictSchema):
+    model = fields.String(load_default=None, validate=validate.Length(min=1, max=256))
+    name = fields.String(load_default=None, metadata={"description": "The older name of `model`."})

@@ -15,7 +15,7 @@ from app.api import inference
 from app.api.base import OllamaBlueprint
 from app.api.embeddings import embed_body
 from app.api.functions import call_message, invalid, plan
-from app.api.ollama import writer
+from app.api.ollama import models, writer
 from app.api.ollama.schemas import (
     OllamaChatSchema,
     OllamaEmbedSchema,
@@ -134,14 +134,17 @@ def generate_request(body: dict) -> GenerationRequest:
 def _answer(request: GenerationRequest, body: dict, chat: bool) -> Response:
     endpoint = "ollama_chat" if chat else "ollama_generate"
     model = body["model"]
+    unload = models.unload_requested(body)  # keep_alive 0: the admin scope, checked before anything
     if body["stream"] and not request.raw:
         encoder = writer.NdjsonEncoder(model, chat)
-        return inference.stream_response([request], encoder, endpoint, body)
-    result = inference.run_completion(request, endpoint, body)
-    whole = writer.whole(model, result, chat)
-    if body["stream"]:  # a raw prompt is completed in one engine call: one line, then the end
-        return Response(writer.line(whole), mimetype=writer.MIMETYPE)
-    return jsonify(whole)
+        response = inference.stream_response([request], encoder, endpoint, body)
+    else:
+        result = inference.run_completion(request, endpoint, body)
+        whole = writer.whole(model, result, chat)
+        # a raw prompt is completed in one engine call: one line, then the end
+        streamed = body["stream"]
+        response = Response(writer.line(whole), mimetype=writer.MIMETYPE) if streamed else jsonify(whole)
+    return models.unload_when_closed(response, model_name(model)) if unload else response
 
 
 # -- views ----------------------------------------------------------------------------------------
@@ -241,17 +244,22 @@ class Generate(MethodView):
     @blp.generation_errors()
     def post(self, body: dict):
         """A completion of `prompt` (through the chat template unless `raw`); an empty prompt only
-        loads the model, as in Ollama."""
+        loads the model (or, with `keep_alive` 0, unloads it), as in Ollama."""
         if not body["prompt"]:
-            with inference.leased(model_name(body["model"])):
-                pass
+            reason = "load"
+            if models.unload_requested(body):  # Ollama's way to unload a model now (`ollama stop`)
+                models.unload(model_name(body["model"]))
+                reason = "unload"
+            else:
+                with inference.leased(model_name(body["model"])):
+                    pass
             return jsonify(
                 {
                     "model": body["model"],
                     "created_at": writer.now(),
                     "response": "",
                     "done": True,
-                    "done_reason": "load",
+                    "done_reason": reason,
                 }
             )
         return _answer(generate_request(body), body, chat=False)
