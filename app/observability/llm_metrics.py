@@ -122,7 +122,9 @@ class _ModelCollector(Collector):
         )
         loads = CounterMetricFamily("llm_model_loads", "Loads since start", labels=["model"])
         unloads = CounterMetricFamily(
-            "llm_model_unloads", "Unloads to stay within LLM_MAX_LOADED_MODELS", labels=["model"]
+            "llm_model_unloads",
+            "Unloads: to stay within LLM_MAX_LOADED_MODELS, or asked for (admin, keep_alive 0)",
+            labels=["model"],
         )
         cache = _PrefixCacheFamilies()
         for model in self._pool.describe():
