@@ -136,6 +136,8 @@ def test_a_model_outside_the_allowed_list_is_404_and_bad_bodies_get_the_family_s
     client = make_app(**OPEN).test_client()
     assert client.post("/api/admin/models/load", json={"model": "org/other"}).status_code == 404
     assert client.post("/api/admin/models/pull", json={}).status_code == 422
+    bad_revision = client.post("/api/admin/models/pull", json={"model": FAKE_MODEL, "revision": "../x"})
+    assert bad_revision.status_code == 422 and "revision" in bad_revision.json["error"]["message"]
     bad = client.post("/ollama/api/pull", json={"model": 5})
     assert bad.status_code == 400 and set(bad.json) == {"error"}
     assert client.post("/ollama/api/pull", json={}).status_code == 400

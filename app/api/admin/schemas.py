@@ -16,7 +16,10 @@ class AdminModelSchema(StrictSchema):
 class PullRequestSchema(AdminModelSchema):
     revision = fields.String(
         load_default=None,
-        validate=validate.Length(min=1, max=256),
+        validate=[
+            validate.Length(min=1, max=256),
+            validate.Regexp(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._/-]*$", error="Not a branch, tag or commit."),
+        ],
         metadata={"description": "Branch, tag or commit (default: the catalog's, else main)."},
     )
     files = fields.List(
