@@ -30,6 +30,11 @@ POLL_SECONDS = 1.0
 # lowest lane): a person's next message, typed within it, finds the engine without new batch items.
 QUIET_SECONDS = 2.0
 CLEANUP_SECONDS = 3600.0
+# Steady interactive traffic must not keep background work from ever finishing: a unit preempted this
+# often runs to its end the next time it starts, and when no unit has finished for STARVED_SECONDS
+# while work waits, one unit starts without the quiet moment (and is not preempted).
+MAX_PREEMPTIONS = 3
+STARVED_SECONDS = 60.0
 RETRY_STATUSES = (429, 503)  # capacity, quota, drain, storage: the unit waits and runs later
 
 
@@ -49,6 +54,7 @@ class Unit:
     session: Any = None  # the generation session, once the handler opened it
     cancelled: str | None = None
     preempted: bool = False
+    steady: bool = False  # runs to its end: not preempted (see MAX_PREEMPTIONS, STARVED_SECONDS)
 
     @property
     def key(self) -> tuple:
@@ -76,6 +82,8 @@ class WorkLoop:
         self._owners_waiting: dict[str, float] = {}  # a key over its share or quota → when to try again
         self.started = False
         self.preemptions = 0
+        self._preempted: dict[tuple, int] = {}  # a unit's preemptions on this replica
+        self._progress_at = time.time()  # a unit finished, or nothing waited
 
     # -- control, from request handlers and the worker ------------------------------------------
     def start(self, app: Any) -> None:
@@ -102,7 +110,7 @@ class WorkLoop:
         """An interactive request came: the background work running ends now and runs again later
         (its attempt not counted), so the person's request has the engine to itself."""
         for unit in list(self.running.values()):
-            if unit.session is not None and unit.cancelled is None:
+            if unit.session is not None and unit.cancelled is None and not unit.steady:
                 unit.preempted = True
                 unit.session.interrupt("preempted")
 
@@ -149,14 +157,22 @@ class WorkLoop:
         free = self.capacity - len(self.running)
         if free <= 0 or now < self._backoff_until or self.draining:
             return
-        if not self.limiter.interactive_quiet(QUIET_SECONDS):
+        quiet = self.limiter.interactive_quiet(QUIET_SECONDS)
+        starved = not self.running and now - self._progress_at > STARVED_SECONDS
+        if not quiet and not starved:
             return  # the next tick looks again
         self._owners_waiting = {o: t for o, t in self._owners_waiting.items() if t > now}
         skip = set(self._owners_waiting)
-        for unit in units.claim(self.db, self.settings.replica_id, now, lease, free, skip_owners=skip):
+        claimed = units.claim(
+            self.db, self.settings.replica_id, now, lease, free if quiet else 1, skip_owners=skip
+        )
+        if not claimed:
+            self._progress_at = now  # nothing waits: nothing starves
+        for unit in claimed:
             if unit.attempts > self.settings.max_attempts:
                 self._give_up(unit)
                 continue
+            unit.steady = not quiet or self._preempted.get(unit.key, 0) >= MAX_PREEMPTIONS
             self.running[unit.key] = unit
             spawn_background(functools.partial(self._run, unit))
 
@@ -186,6 +202,7 @@ class WorkLoop:
             if unit.cancelled or unit.preempted or status in RETRY_STATUSES or status == 499:
                 if unit.preempted:
                     self.preemptions += 1
+                    self._preempted[unit.key] = self._preempted.get(unit.key, 0) + 1
                 units.release(self.db, unit, self.settings.replica_id)
                 if status == 429:  # this key's share or quota: other keys' work goes on meanwhile
                     self._owners_waiting[unit.owner] = time.time() + POLL_SECONDS
@@ -193,6 +210,8 @@ class WorkLoop:
                     self._backoff_until = time.time() + POLL_SECONDS
             else:
                 units.record(self.db, unit, self.settings.replica_id, status, body, request_id)
+                self._preempted.pop(unit.key, None)
+                self._progress_at = time.time()
         except Exception:
             logger.exception("work: %s %s failed to record", unit.kind, unit.id)
         finally:

@@ -254,3 +254,65 @@ def test_a_line_over_a_requests_body_limit_fails_the_batch_naming_it_without_hol
     assert created["status"] == "failed"
     (error,) = created["errors"]["data"]
     assert error["line"] == index + 1 and "longer than 200 bytes" in error["message"]
+
+
+class _Busy:
+    """A limiter whose interactive requests never leave a quiet moment."""
+
+    def interactive_quiet(self, seconds: float) -> bool:
+        return False
+
+
+class _Session:
+    def __init__(self) -> None:
+        self.interrupted: list[str] = []
+
+    def interrupt(self, reason: str) -> None:
+        self.interrupted.append(reason)
+
+
+def test_background_work_makes_progress_under_steady_interactive_traffic(make_app, monkeypatch):
+    from app.store import work as work_module
+
+    started: list = []
+    monkeypatch.setattr(work_module, "spawn_background", started.append)
+    app = make_app()
+    client = app.test_client()
+    batch(client, upload(client, "\n".join(line(f"id-{n}") for n in range(3)).encode()).get_json()["id"])
+    loop = app.extensions["llm"].store.work
+    loop.app, loop.limiter = app, _Busy()
+    loop._tick()
+    assert started == []  # never quiet: nothing starts while work has not waited long
+    loop._progress_at -= work_module.STARVED_SECONDS + 1  # nothing finished for a minute while work waits
+    loop._tick()
+    (unit,) = loop.running.values()
+    assert len(started) == 1 and unit.steady
+    unit.session = _Session()
+    loop.preempt()  # an interactive request: the starved unit runs on
+    assert unit.session.interrupted == [] and not unit.preempted
+    loop._tick()
+    assert len(started) == 1  # one starved unit at a time
+
+
+def test_a_unit_preempted_too_often_runs_to_its_end_next_time(make_app, monkeypatch):
+    from app.store import work as work_module
+
+    monkeypatch.setattr(work_module, "spawn_background", lambda run: None)
+    app = make_app()
+    client = app.test_client()
+    batch(client, upload(client, line("only").encode()).get_json()["id"])
+    loop = app.extensions["llm"].store.work
+    loop.app = app
+    loop.limiter = type("Quiet", (), {"interactive_quiet": lambda self, seconds: True})()
+    for _ in range(work_module.MAX_PREEMPTIONS):
+        loop._tick()
+        (unit,) = loop.running.values()
+        assert not unit.steady
+        unit.session = _Session()
+        loop.preempt()
+        assert unit.preempted
+        monkeypatch.setattr(loop, "_call", lambda unit: (499, None, None))
+        loop._run(unit)  # ends preempted: released, to run again
+    loop._tick()
+    (unit,) = loop.running.values()
+    assert unit.steady
