@@ -208,10 +208,12 @@ class Completions(MethodView):
         if body["stream"]:
             include_usage = wants_usage(body)
             writer = ChunkWriter("text_completion", request.model, include_usage)
-            frames = []
-            for i, result in enumerate(results):
-                frames.append(writer.choice(i, {"text": result.text, "logprobs": None}))
-                frames.append(writer.choice(i, {"text": "", "logprobs": None}, result.finish_reason))
+            # one chunk a choice, its whole text with its finish_reason: the spec's completion object
+            # (a finish_reason is a string), which a chunk of the text alone would break
+            frames = [
+                writer.choice(i, {"text": result.text, "logprobs": None}, result.finish_reason)
+                for i, result in enumerate(results)
+            ]
             return replay([*frames, writer.close(results)])
         choices = [
             {"index": i, "text": r.text, "logprobs": None, "finish_reason": r.finish_reason}
