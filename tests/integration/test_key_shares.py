@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.helpers import EMBEDDED, Server, first_token, metric, samples, send_request, wait_for
+from tests.helpers import EMBEDDED, Server, first_token, leave, metric, samples, send_request, wait_for
 from tests.integration.test_concurrency import LONG_ANSWER, chat_body
 
 FLOOD, OTHER = "flood-key-0123456789", "other-key-0123456789"
@@ -120,3 +120,23 @@ def test_a_keys_one_share_holds_after_its_earlier_requests_however_they_ended(te
             assert rest[-1][0] == "done" and rest[-1][1]["usage"]["completion_tokens"] == 200
     found = samples(ten_slots)
     assert metric(found, "llm_requests_running") == 0 and metric(found, "llm_requests_waiting") == 0
+
+
+def test_a_keys_stream_whose_client_left_gives_its_share_back(ten_slots):
+    """What a client that drops its stream after the first event sees next: the stream is cancelled,
+    its slot freed, and the key's next request served (not a share that leaked)."""
+    url, team_a = ten_slots.url, {"Authorization": f"Bearer {TEAM_A}"}
+    long_stream = {**chat_body("Tell me a long story.", 200), "logit_bias": NO_END}
+    client = send_request(url, "/api/chat/stream", long_stream, team_a)
+    received = b""
+    while b"event: token" not in received:
+        received += client.recv(4096)
+    assert (
+        requests.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_a, timeout=60).status_code
+        == 429
+    )
+    leave(ten_slots, client, running=1)
+    answer = requests.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_a, timeout=120)
+    assert answer.status_code == 200, answer.text
+    cancelled = metric(samples(ten_slots), "llm_requests_total", endpoint="chat_stream", outcome="cancelled")
+    assert cancelled >= 1
