@@ -221,3 +221,48 @@ def test_a_collector_that_is_down_does_not_fail_requests(server):
         latencies.append(time.perf_counter() - started)
         assert response.status_code == 200
     print(f"\nwith the collector down: {[round(x * 1000) for x in latencies]} ms")
+
+
+def test_each_batch_item_has_a_span_linked_to_the_request_that_made_the_batch(traced_server, receiver):
+    trace_id = "5cf92f3577b34da6a3ce929d0e0e4799"
+    lines = [
+        json.dumps(
+            {
+                "custom_id": custom_id,
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": EMBEDDED, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2},
+            }
+        )
+        for custom_id in ("first", "second")
+    ]
+    upload = requests.post(
+        traced_server.url + "/v1/files",
+        data={"purpose": "batch"},
+        files={"file": ("in.jsonl", "\n".join(lines).encode())},
+        timeout=60,
+    )
+    created = requests.post(
+        traced_server.url + "/v1/batches",
+        json={
+            "input_file_id": upload.json()["id"],
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+        headers={"traceparent": f"00-{trace_id}-{PARENT_ID}-01"},
+        timeout=60,
+    )
+    assert created.status_code == 200, created.text
+
+    def items(spans):
+        linked = [
+            s
+            for _, s in spans
+            if s.name == "batch item" and any(k.trace_id.hex() == trace_id for k in s.links)
+        ]
+        return linked if len(linked) == 2 else []
+
+    found = receiver.wait_for(items, timeout=300)
+    assert sorted(attributes(s.attributes)["llm.batch.custom_id"] for s in found) == ["first", "second"]
+    assert all(s.trace_id.hex() != trace_id for s in found)  # each item is a trace of its own, linked
+    assert {attributes(s.attributes)["http.status_code"] for s in found} == {200}
