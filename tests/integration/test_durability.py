@@ -157,3 +157,34 @@ def test_a_store_that_cannot_be_used_stops_the_start_naming_it(tmp_path, variabl
     log = server.log()
     assert f"configuration error: {variable}=" in log and "cannot be used" in log
     assert "secret" not in log  # the password never reaches a log line
+
+
+def test_a_replica_killed_for_good_mid_batch_leaves_its_items_to_the_other(tmp_path):
+    """Two replicas on one host share the SQLite store; one dies with kill -9 and never comes back: once
+    its leases run out the other runs its items, and every custom_id is in the output once."""
+    import sqlite3
+
+    def on(replica: str, status: str) -> int:
+        with sqlite3.connect(tmp_path / "data" / "llm.db") as connection:
+            query = "SELECT count(*) FROM batch_items WHERE lease_owner = ? AND status = ?"
+            return connection.execute(query, (replica, status)).fetchone()[0]
+
+    settings = {"LLM_MAX_CONCURRENT_REQUESTS": "3", "LLM_WORK_LEASE_SECONDS": "2"}
+    first = Server(tmp_path, LLM_REPLICA_ID="replica-a", **settings).start()
+    second = Server(tmp_path, LLM_REPLICA_ID="replica-b", **settings).start()
+    try:
+        api = client(first)
+        client(second)
+        batch_id = create_batch(api)
+        wait_for(
+            lambda: on("replica-b", "done") >= 1 and on("replica-b", "running") >= 1, "replica-b at work"
+        )
+        worker = worker_pid(second)
+        os.kill(second.process.pid, signal.SIGKILL)
+        os.kill(worker, signal.SIGKILL)
+        second.process.wait()
+        assert_each_once(api, batch_id)
+        assert on("replica-b", "running") == 0 and on("replica-b", "done") >= 1
+    finally:
+        second.stop()
+        first.stop()
