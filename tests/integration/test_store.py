@@ -225,6 +225,27 @@ def test_a_batch_runs_each_item_once_and_a_bad_item_fails_alone(client_a):
     assert batch.id in [b.id for b in client_a.batches.list().data]
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "body", "kind"),
+    [
+        ("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 4}, "text_completion"),
+        ("/v1/responses", {"input": "Say hi.", "max_output_tokens": 4}, "response"),
+    ],
+)
+def test_a_batch_runs_on_each_generation_endpoint(client_a, endpoint, body, kind):
+    lines = [
+        {"custom_id": f"{kind}-{n}", "method": "POST", "url": endpoint, "body": {"model": EMBEDDED, **body}}
+        for n in range(2)
+    ]
+    upload = client_a.files.create(file=("e.jsonl", jsonl(lines)), purpose="batch")
+    batch = client_a.batches.create(input_file_id=upload.id, endpoint=endpoint, completion_window="24h")
+    batch = finished_batch(client_a, batch.id)
+    assert batch.status == "completed" and batch.request_counts.completed == 2, batch
+    outputs = output_lines(client_a, batch.output_file_id)
+    assert sorted(o["custom_id"] for o in outputs) == [f"{kind}-0", f"{kind}-1"]
+    assert {o["response"]["body"]["object"] for o in outputs} == {kind}
+
+
 def test_a_bad_input_file_fails_the_batch_naming_its_lines(client_a):
     lines = [
         chat_line("one", "Hi"),
