@@ -8,6 +8,7 @@ replica running one renews `lease_until`; a unit whose lease ran out is free to 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -46,7 +47,7 @@ files = Table(
     Column("owner", String(64), nullable=False),
     Column("purpose", String(32), nullable=False),
     Column("filename", String(512), nullable=False),
-    Column("bytes", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),  # migration 0002
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("batch_id", String(64)),  # a batch's output or error file: its lines are the batch's items

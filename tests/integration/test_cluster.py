@@ -198,7 +198,14 @@ def test_a_batch_is_split_between_replicas_each_item_once_even_when_a_worker_is_
             sa.text("SELECT lease_owner, count(*) FROM batch_items WHERE batch_id = :b GROUP BY lease_owner"),
             {"b": batch.id},
         ).all()
+        size_type = connection.execute(
+            sa.text(
+                "SELECT data_type FROM information_schema.columns"
+                " WHERE table_name = 'files' AND column_name = 'bytes'"
+            )
+        ).scalar()
     engine.dispose()
+    assert size_type == "bigint"  # migrated at start (0002): a file may be over 2 GiB
     assert len(ran_on) == 2, ran_on  # both replicas claimed items of the one batch
     wait_for(
         lambda: requests.get(replica(second["port"]).url + "/health/ready", timeout=5).ok, "the new worker"
