@@ -9,7 +9,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from app.errors import ConflictError, NotFoundError
+from app.errors import BadRequestError, ConflictError, NotFoundError
 from app.store import files as stored_files
 from app.store import paging
 from app.store.db import Database
@@ -117,7 +117,7 @@ def create(
     failed naming the bad lines (nothing of it runs)."""
     file_row = stored_files.get_row(db, owner, body["input_file_id"])
     if file_row.purpose != "batch":
-        raise ConflictError(
+        raise BadRequestError(
             f"input_file_id: file '{file_row.id}' has purpose '{file_row.purpose}'; "
             "a batch needs purpose 'batch'",
             details={"param": "input_file_id"},

@@ -103,21 +103,6 @@ def delete(db: Database, owner: str, response_id: str) -> None:
         raise not_found(response_id)
 
 
-def finish(db: Database, response_id: str, body: dict, replica: str | None = None) -> bool:
-    """Record a response's final object; for a background one, only while this replica holds it
-    and nobody cancelled it. True when recorded."""
-    where = [responses.c.id == response_id]
-    if replica is not None:
-        where += [responses.c.lease_owner == replica, responses.c.status == IN_PROGRESS]
-    with db.begin() as connection:
-        done = connection.execute(
-            responses.update()
-            .where(*where)
-            .values(status=body["status"], body=json.dumps(body), lease_owner=None, lease_until=None)
-        ).rowcount
-    return bool(done)
-
-
 def cancel(db: Database, owner: str, response_id: str) -> Stored:
     """Mark a queued or running background response cancelled; the answer is the stored state."""
     with db.begin() as connection:
@@ -136,19 +121,3 @@ def cancel(db: Database, owner: str, response_id: str) -> Stored:
                 .values(status=CANCELLED, body=json.dumps(stored.body), lease_owner=None, lease_until=None)
             )
     return stored
-
-
-def statuses(db: Database, ids: list[str]) -> dict[str, str]:
-    if not ids:
-        return {}
-    with db.begin() as connection:
-        rows = connection.execute(
-            sa.select(responses.c.id, responses.c.status).where(responses.c.id.in_(ids))
-        )
-        return {row.id: row.status for row in rows}
-
-
-def counts(db: Database) -> dict[str, int]:
-    with db.begin() as connection:
-        rows = connection.execute(sa.select(responses.c.status, sa.func.count()).group_by(responses.c.status))
-        return {row[0]: row[1] for row in rows}

@@ -316,3 +316,16 @@ def test_a_unit_preempted_too_often_runs_to_its_end_next_time(make_app, monkeypa
     loop._tick()
     (unit,) = loop.running.values()
     assert unit.steady
+
+
+def test_a_batch_from_a_file_of_another_purpose_is_400_naming_it(make_app):
+    app = make_app()
+    client = app.test_client()
+    batch_id = batch(client, upload(client, line("x").encode()).get_json()["id"]).get_json()["id"]
+    db = app.extensions["llm"].store.db
+    (unit,) = units.claim(db, "replica-a", time.time(), 30, 1)
+    assert units.record(db, unit, "replica-a", 200, {"ok": 1}, "r")
+    lifecycle.advance(db, time.time(), 3600)
+    output = client.get(f"/v1/batches/{batch_id}").get_json()["output_file_id"]
+    answer = batch(client, output)
+    assert answer.status_code == 400 and "purpose 'batch_output'" in answer.get_json()["error"]["message"]
