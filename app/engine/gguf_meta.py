@@ -7,6 +7,7 @@ keeps only the keys asked for. (The `gguf` package's reader parses the whole ten
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,7 +32,13 @@ class GGUFError(ValueError):
     pass
 
 
+def _left(f: BinaryIO) -> int:
+    return os.fstat(f.fileno()).st_size - f.tell()
+
+
 def _read(f: BinaryIO, size: int) -> bytes:
+    if size > _left(f):  # a length past the end of the file: never allocated
+        raise GGUFError("truncated GGUF header")
     data = f.read(size)
     if len(data) != size:
         raise GGUFError("truncated GGUF header")
@@ -56,6 +63,8 @@ def _value(f: BinaryIO, kind: int, keep: bool) -> Any:
         return None
     if kind == _ARRAY:
         item_kind, count = _unpack(f, "<I"), _unpack(f, "<Q")
+        if count > _left(f):  # every item takes at least a byte
+            raise GGUFError("truncated GGUF header")
         if item_kind in _SCALARS and not keep:
             f.seek(struct.calcsize(_SCALARS[item_kind]) * count, 1)
             return None
