@@ -24,14 +24,18 @@ class StrictSchema(RefusingSchema):
 
 
 class StopField(fields.Field):
-    """A string or a list of strings (OpenAI's shape); always loaded as a list."""
+    """A string or a list of strings (OpenAI's shape), at most `most` of them; always loaded as a list."""
+
+    def __init__(self, *, most: int = MAX_STOP, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.most = most
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
             raise ValidationError("Must be a non-empty string or a list of non-empty strings.")
-        if len(items) > MAX_STOP:
-            raise ValidationError(f"At most {MAX_STOP} stop strings.")
+        if len(items) > self.most:
+            raise ValidationError(f"At most {self.most} stop strings.")
         return items
 
 

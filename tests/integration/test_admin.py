@@ -148,4 +148,4 @@ def test_keep_alive_zero_unloads_the_model_after_the_answer(server, ollama_clien
     answer = client.chat(model=EMBEDDED, messages=[{"role": "user", "content": "Hi"}], keep_alive=0)
     assert answer.message.content
     wait_for(lambda: residency(server)[EMBEDDED]["state"] == "not loaded", "the model unloaded")
-    assert EMBEDDED not in {m.model for m in client.ps().models}
+    assert f"{EMBEDDED}:latest" not in {m.model for m in client.ps().models}

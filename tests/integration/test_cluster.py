@@ -107,7 +107,7 @@ def test_ollamas_port_maps_onto_the_replicas_ollama_api(cluster):
 
     client = ollama.Client(host=f"http://127.0.0.1:{cluster.state['nginx']['ollama_port']}")
     try:
-        assert "HuggingFaceTB/SmolLM2-135M-Instruct" in [m.model for m in client.list().models]
+        assert "HuggingFaceTB/SmolLM2-135M-Instruct:latest" in [m.model for m in client.list().models]
         parts = list(
             client.chat(
                 model="HuggingFaceTB/SmolLM2-135M-Instruct",

@@ -24,11 +24,11 @@ def client(apis_server):
 
 def test_list_show_and_ps(client):
     names = [model.model for model in client.list().models]
-    assert EMBEDDED in names and EMBEDDING_MODEL in names
+    assert f"{EMBEDDED}:latest" in names and f"{EMBEDDING_MODEL}:latest" in names
     shown = client.show(EMBEDDED)
     assert shown.modelinfo["llama.context_length"] == 8192
     assert "completion" in shown.capabilities and "im_start" in shown.template
-    assert EMBEDDED in [model.model for model in client.ps().models]
+    assert f"{EMBEDDED}:latest" in [model.model for model in client.ps().models]
 
 
 def test_chat_whole_and_streamed_agree_at_temperature_zero(client):

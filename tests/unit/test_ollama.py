@@ -16,7 +16,8 @@ def test_the_root_version_and_tags_answer_as_ollama_does(client):
     version = client.get("/ollama/api/version").json["version"]
     assert all(part.isdigit() for part in version.split("."))
     (model,) = client.get("/ollama/api/tags").json["models"]
-    assert model["name"] == model["model"] == FAKE_MODEL and set(model["details"]) >= {"format", "family"}
+    assert model["name"] == model["model"] == f"{FAKE_MODEL}:latest"
+    assert set(model["details"]) >= {"format", "family"}
 
 
 def test_chat_streams_ndjson_by_default_ending_with_the_counts(client):

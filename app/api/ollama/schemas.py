@@ -5,17 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from app.api.embeddings import InputField
-from app.api.schemas import MIN_REPETITION_PENALTY, CommonSamplingSchema, StrictSchema
+from app.api.field_policy import no_effect, refused
+from app.api.schemas import MIN_REPETITION_PENALTY, CommonSamplingSchema, StopField, StrictSchema
 
 OLLAMA_ROLES = ("system", "user", "assistant", "tool")
+RUNNER = "it tunes how Ollama runs its own model (threads, GPUs, memory); this server's settings decide."
+# Ollama sets no limit; Continue's autocomplete sends its template's stops and its own (up to 15).
+OLLAMA_MAX_STOP = 32
+NO_MIROSTAT = "the engine has no mirostat sampler: send 0 (off) or leave it out."
+
+
+def _runner(field: fields.Field) -> fields.Field:
+    return no_effect(field, RUNNER)
 
 
 class OptionsSchema(CommonSamplingSchema):
-    """Ollama's `options`: the ones a text model has here. Others (num_gpu, mirostat...) are refused
-    by name; `num_ctx` is checked against the model's context length."""
+    """Ollama's `options`: the sampling ones a text model has here, under Ollama's names. The options that
+    tune Ollama's own runner (num_thread, num_gpu, use_mmap...), which Continue and Open WebUI send when
+    their user sets them, are accepted with no effect; `mirostat` other than 0 is refused by name, and so
+    is any option not listed here."""
 
     class Meta:
         exclude = ("logit_bias", "timeout")
@@ -33,15 +44,39 @@ class OptionsSchema(CommonSamplingSchema):
         validate=validate.Range(min=MIN_REPETITION_PENALTY, max=2),
         metadata={"description": f"Repetition penalty, {MIN_REPETITION_PENALTY} to 2."},
     )
+    stop = StopField(
+        most=OLLAMA_MAX_STOP,
+        load_default=list,
+        metadata={"description": f"A string or up to {OLLAMA_MAX_STOP} strings; the answer ends before one."},
+    )
     num_ctx = fields.Integer(
         strict=True,
         load_default=None,
         validate=validate.Range(min=1),
-        metadata={"description": "Context size: accepted up to the model's own context length."},
+        metadata={"description": "Context size: accepted, the model's own context length applies."},
     )
+    mirostat = refused(NO_MIROSTAT)
+    mirostat_eta = no_effect(fields.Float(), "used only by mirostat, which is off here.")
+    mirostat_tau = no_effect(fields.Float(), "used only by mirostat, which is off here.")
+    num_thread = _runner(fields.Integer())
+    num_gpu = _runner(fields.Integer())
+    main_gpu = _runner(fields.Integer())
+    num_batch = _runner(fields.Integer())
+    num_keep = _runner(fields.Integer())
+    low_vram = _runner(fields.Boolean())
+    use_mmap = _runner(fields.Boolean())
+    use_mlock = _runner(fields.Boolean())
+    numa = _runner(fields.Boolean())
+    vocab_only = _runner(fields.Boolean())
 
 
 class ToolCallSchema(Schema):
+    """A call in an assistant message. Open WebUI sends the OpenAI call's `id` and `index` along: ignored, as
+    Ollama does (the call is matched by its place in the conversation)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
     function = fields.Dict(required=True, metadata={"description": "`{name, arguments}` (an object)."})
 
 

@@ -16,6 +16,7 @@ from app.api.base import OllamaBlueprint
 from app.api.embeddings import embed_body
 from app.api.functions import call_message, invalid, plan
 from app.api.ollama import models, writer
+from app.api.ollama.names import model_name, tagged
 from app.api.ollama.schemas import (
     OllamaChatSchema,
     OllamaEmbedSchema,
@@ -35,12 +36,7 @@ _STARTED = datetime.now(UTC).isoformat().replace("+00:00", "Z")
 NDJSON = "With `stream` true (the default): NDJSON, a line per delta, the last with `done: true`"
 
 
-# -- names and models -----------------------------------------------------------------------------
-def model_name(name: str) -> str:
-    """Ollama clients may add the default tag `:latest` to a name that has none."""
-    return name.removesuffix(":latest")
-
-
+# -- models ---------------------------------------------------------------------------------------
 def _visible() -> list[dict]:
     return inference.visible_models(inference.services().pool.describe())
 
@@ -68,8 +64,8 @@ def _details(model: dict) -> dict:
 def _listed(model: dict) -> dict:
     files = (model.get("source") or {}).get("files") or []
     return {
-        "name": model["id"],
-        "model": model["id"],
+        "name": tagged(model["id"]),
+        "model": tagged(model["id"]),
         "modified_at": _STARTED,
         "size": 0,
         "digest": hashlib.sha256(f"{model['id']}:{','.join(files)}".encode()).hexdigest(),
@@ -202,7 +198,9 @@ class Show(MethodView):
             kind = model.kind
         capabilities = ["embedding"] if kind == "embedding" else ["completion", "tools"]
         settings = inference.services().settings
-        parameters = f"temperature {settings.default_temperature}\ntop_p {settings.default_top_p}"
+        # Modelfile lines; Continue reads num_ctx as the context length to fit its prompts in
+        defaults = f"temperature {settings.default_temperature}\ntop_p {settings.default_top_p}"
+        parameters = f"num_ctx {context}\n{defaults}"
         return jsonify(
             {
                 "modelfile": f"FROM {described['id']}\n",
