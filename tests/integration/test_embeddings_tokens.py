@@ -25,7 +25,8 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def oai(apis_server):
-    return openai.OpenAI(base_url=apis_server.url + "/v1", api_key="unused", max_retries=0)
+    with openai.OpenAI(base_url=apis_server.url + "/v1", api_key="unused", max_retries=0) as client:
+        yield client
 
 
 def post(server, path: str, body: dict) -> requests.Response:

@@ -17,7 +17,8 @@ HELLO_TOKEN_ID = "19556"  # "Hello" in the embedded model's vocabulary
 
 @pytest.fixture(scope="module")
 def client(server):
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300)
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300) as client:
+        yield client
 
 
 def test_models_are_listed_and_retrieved(client):

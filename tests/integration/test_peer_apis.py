@@ -24,12 +24,14 @@ GREEDY = {"temperature": 0}
 
 @pytest.fixture(scope="module")
 def oai(apis_server):
-    return openai.OpenAI(base_url=apis_server.url + "/v1", api_key="unused", max_retries=0)
+    with openai.OpenAI(base_url=apis_server.url + "/v1", api_key="unused", max_retries=0) as client:
+        yield client  # closed with its connections: a socket left for the garbage collector warns later
 
 
 @pytest.fixture(scope="module")
 def claude(apis_server):
-    return anthropic.Anthropic(base_url=apis_server.url, api_key="unused", max_retries=0)
+    with anthropic.Anthropic(base_url=apis_server.url, api_key="unused", max_retries=0) as client:
+        yield client
 
 
 def prompt_tokens(server, messages: list[dict]) -> int:

@@ -103,12 +103,13 @@ def test_probes_and_metrics_stay_open_and_docs_follow_their_setting(keyed):
 
 
 def test_the_openai_client_authenticates_with_its_api_key(keyed):
-    client = openai.OpenAI(base_url=keyed.url + "/v1", api_key=ADMIN, max_retries=0)
-    assert [m.id for m in client.models.list()] == [EMBEDDED, OTHER]
-    reply = client.chat.completions.create(model=EMBEDDED, messages=CHAT["messages"], max_tokens=3)
-    assert reply.usage.completion_tokens > 0
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=keyed.url + "/v1", api_key="wrong", max_retries=0).models.list()
+    with openai.OpenAI(base_url=keyed.url + "/v1", api_key=ADMIN, max_retries=0) as client:
+        assert [m.id for m in client.models.list()] == [EMBEDDED, OTHER]
+        reply = client.chat.completions.create(model=EMBEDDED, messages=CHAT["messages"], max_tokens=3)
+        assert reply.usage.completion_tokens > 0
+    wrong = openai.OpenAI(base_url=keyed.url + "/v1", api_key="wrong", max_retries=0)
+    with wrong, pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
 
 
 def test_a_key_sees_and_uses_only_its_models_and_its_token_limit(keyed):
