@@ -49,5 +49,6 @@ class InferenceWorker(GeventWorker):
         super().handle_exit(sig, frame)
         services = getattr(self.wsgi, "extensions", {}).get("llm") if self.wsgi else None
         if services is not None:
+            # a signal handler may run inside the event loop: only flags and spawns here, no I/O
             services.drain.begin()
-            services.store.work.drain()
+            services.store.work.begin_drain()

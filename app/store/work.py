@@ -114,6 +114,12 @@ class WorkLoop:
                 unit.preempted = True
                 unit.session.interrupt("preempted")
 
+    def begin_drain(self) -> None:
+        """From the SIGTERM handler: a flag and a spawn. The drain itself writes to the store, which a
+        signal handler must not do (it may interrupt the event loop, or a greenlet holding the store)."""
+        self.draining = True
+        spawn_background(self.drain)
+
     def drain(self) -> None:
         """SIGTERM: claim nothing more; what runs is cut and its claim given back at once."""
         self.draining = True
