@@ -41,6 +41,11 @@ def batch(client, file_id: str):
     )
 
 
+def batch_of(client, lines: list[str]) -> dict:
+    """A batch of `lines`, uploaded as its input file: the created batch object."""
+    return batch(client, upload(client, "\n".join(lines).encode()).get_json()["id"]).get_json()
+
+
 def test_a_file_of_several_chunks_comes_back_byte_for_byte(client):
     data = bytes(range(256)) * (10 * 1024 + 7)  # 2.5 MiB: three chunks
     stored = upload(client, data).get_json()
@@ -102,10 +107,7 @@ def test_a_cancelled_batch_whose_running_item_lost_its_replica_is_finalized(make
     batch no longer runs), so it must not hold the batch in `cancelling` for good."""
     app = make_app()
     client = app.test_client()
-    created = batch(
-        client, upload(client, "\n".join(line(f"id-{n}") for n in range(3)).encode()).get_json()["id"]
-    )
-    batch_id = created.get_json()["id"]
+    batch_id = batch_of(client, [line(f"id-{n}") for n in range(3)])["id"]
     db = app.extensions["llm"].store.db
     running = units.claim(db, "replica-a", time.time(), 30, 1)
     assert units.record(db, running[0], "replica-a", 200, {"ok": 1}, "r")
@@ -123,10 +125,7 @@ def test_a_cancelled_batch_whose_running_item_lost_its_replica_is_finalized(make
 def test_items_of_an_expired_batch_left_running_by_a_dead_replica_expire(make_app):
     app = make_app()
     client = app.test_client()
-    created = batch(
-        client, upload(client, "\n".join(line(f"id-{n}") for n in range(2)).encode()).get_json()["id"]
-    )
-    batch_id = created.get_json()["id"]
+    batch_id = batch_of(client, [line(f"id-{n}") for n in range(2)])["id"]
     db = app.extensions["llm"].store.db
     units.claim(db, "replica-a", time.time(), 30, 1)
     units.give_back(db, "replica-a")
@@ -185,9 +184,7 @@ def test_a_cancelled_batchs_unrun_items_are_not_counted_as_pending_work(make_app
 
     app = make_app()
     client = app.test_client()
-    created = batch(
-        client, upload(client, "\n".join(line(f"id-{n}") for n in range(3)).encode()).get_json()["id"]
-    )
+    batch_id = batch_of(client, [line(f"id-{n}") for n in range(3)])["id"]
     llm = app.extensions["llm"]
 
     def pending() -> float:
@@ -197,7 +194,7 @@ def test_a_cancelled_batchs_unrun_items_are_not_counted_as_pending_work(make_app
         return sum(s.value for s in units_metric.samples if s.labels.get("state") == "pending")
 
     assert pending() == 3
-    client.post(f"/v1/batches/{created.get_json()['id']}/cancel")
+    client.post(f"/v1/batches/{batch_id}/cancel")
     assert pending() == 0
 
 
@@ -250,7 +247,7 @@ def test_a_line_over_a_requests_body_limit_fails_the_batch_naming_it_without_hol
     lines = [line("a"), line("b"), line("c")]
     index = {"first": 0, "middle": 1, "last": 2}[where]
     lines[index] = line(lines[index][:0] + "long", padding="x" * 1000)
-    created = batch(client, upload(client, "\n".join(lines).encode()).get_json()["id"]).get_json()
+    created = batch_of(client, lines)
     assert created["status"] == "failed"
     (error,) = created["errors"]["data"]
     assert error["line"] == index + 1 and "longer than 200 bytes" in error["message"]
@@ -278,7 +275,7 @@ def test_background_work_makes_progress_under_steady_interactive_traffic(make_ap
     monkeypatch.setattr(work_module, "spawn_background", started.append)
     app = make_app()
     client = app.test_client()
-    batch(client, upload(client, "\n".join(line(f"id-{n}") for n in range(3)).encode()).get_json()["id"])
+    batch_of(client, [line(f"id-{n}") for n in range(3)])
     loop = app.extensions["llm"].store.work
     loop.app, loop.limiter = app, _Busy()
     loop._tick()
@@ -300,7 +297,7 @@ def test_a_unit_preempted_too_often_runs_to_its_end_next_time(make_app, monkeypa
     monkeypatch.setattr(work_module, "spawn_background", lambda run: None)
     app = make_app()
     client = app.test_client()
-    batch(client, upload(client, line("only").encode()).get_json()["id"])
+    batch_of(client, [line("only")])
     loop = app.extensions["llm"].store.work
     loop.app = app
     loop.limiter = type("Quiet", (), {"interactive_quiet": lambda self, seconds: True})()
@@ -321,7 +318,7 @@ def test_a_unit_preempted_too_often_runs_to_its_end_next_time(make_app, monkeypa
 def test_a_batch_from_a_file_of_another_purpose_is_400_naming_it(make_app):
     app = make_app()
     client = app.test_client()
-    batch_id = batch(client, upload(client, line("x").encode()).get_json()["id"]).get_json()["id"]
+    batch_id = batch_of(client, [line("x")])["id"]
     db = app.extensions["llm"].store.db
     (unit,) = units.claim(db, "replica-a", time.time(), 30, 1)
     assert units.record(db, unit, "replica-a", 200, {"ok": 1}, "r")
