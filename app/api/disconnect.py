@@ -8,6 +8,7 @@ client's FIN) or a reset means the client is gone.
 
 from __future__ import annotations
 
+import _socket
 import os
 import socket
 from collections.abc import Callable
@@ -28,15 +29,17 @@ class DisconnectWatch:
 
         try:
             # A plain socket on a duplicate of the descriptor: peeking works under TLS too, and
-            # nothing is read from the request's own socket object.
-            raw = socket.socket(fileno=os.dup(client.fileno()))
+            # nothing is read from the request's own socket object. The C socket, not gevent's:
+            # gevent's recv waits for data where MSG_DONTWAIT asks it not to, which would make a
+            # look at the connection (`gone`) wait for the client's next bytes.
+            raw = _socket.socket(fileno=os.dup(client.fileno()))
         except OSError:
             return
         self._raw = raw
         self._greenlet = gevent.spawn(self._watch, raw, on_disconnect)
 
     @staticmethod
-    def _watch(raw: socket.socket, on_disconnect: Callable[[], None]) -> None:
+    def _watch(raw: _socket.socket, on_disconnect: Callable[[], None]) -> None:
         from gevent.socket import wait_read
 
         try:
@@ -51,6 +54,18 @@ class DisconnectWatch:
         # Bytes waiting (a pipelined request, or TLS records) say nothing: the write will tell.
         if gone:
             on_disconnect()
+
+    def gone(self) -> bool:
+        """Whether the client has already closed its connection, looked at now: its FIN may be in
+        before this watch's greenlet has run. False once the watch has ended (it said what it saw)."""
+        if self._greenlet is None or self._raw.fileno() == -1:
+            return False
+        try:
+            return self._raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:  # reset by the peer
+            return True
 
     def stop(self) -> None:
         greenlet, self._greenlet = self._greenlet, None

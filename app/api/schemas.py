@@ -207,11 +207,17 @@ class UsageSchema(Schema):
 
 
 class TimingsSchema(Schema):
-    queue_seconds = fields.Float(metadata={"description": "Wait for a generation slot."})
-    time_to_first_token_seconds = fields.Float(
-        metadata={"description": "From submission to the engine to the first token."}
+    """Every duration counts from the request's arrival, so queue <= first token <= total."""
+
+    queue_seconds = fields.Float(
+        metadata={"description": "Waited for a generation slot and the runner's prefill gate."}
     )
-    total_seconds = fields.Float(metadata={"description": "From submission to the last token."})
+    time_to_first_token_seconds = fields.Float(
+        metadata={"description": "From the request's arrival to the first token (the queue included)."}
+    )
+    total_seconds = fields.Float(
+        metadata={"description": "From the request's arrival to the last token: its whole life."}
+    )
     completion_tokens_per_second = fields.Float(metadata={"description": "Decode speed."})
 
 

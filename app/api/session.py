@@ -38,6 +38,9 @@ from app.observability.track import RequestTrack, combine
 logger = logging.getLogger(__name__)
 
 BACKGROUND_WAIT_SECONDS = 86400.0  # a background unit waits for the capacity interactive work leaves
+# How long a request at its key's share waits for a request of the same key whose client has left to
+# give its slot back (a stream ends at its next token; one at the prefill gate once it has the gate).
+SETTLE_SECONDS = 5.0
 # The request's own greenlet or response ended: nobody is waiting for an answer.
 _GONE = (GeneratorExit, GreenletExit, KeyboardInterrupt, SystemExit)
 
@@ -71,6 +74,7 @@ class GenerationSession:
         self._watch: DisconnectWatch | None = DisconnectWatch(environ, lambda: self.interrupt(CANCELLED))
         self._generated = False  # every choice reached its own finish
         self._closed = False
+        self._freed = threading.Event()  # set by close(): the slot and the model are given back
         # a unit of background work (app/store/work.py) runs in the lowest lane and may be cancelled
         self._unit = environ.get("llm.unit")
         if self._unit is not None:
@@ -116,15 +120,15 @@ class GenerationSession:
             check_kind(self._model, embedding, self._llm.pool.embedding_models)
             self._take_slot()
             if embedding:
-                self.results = [embed(self._model, self.requests[0])]
+                self.results = [embed(self._model, self.requests[0], self._arrived)]
                 self.results[0].timings.queue_seconds = self.waited
                 self._generated = True
                 return self
             if self.requests[0].raw and not streaming:  # one blocking engine call per choice
-                self.results = [complete_raw(self._model, request) for request in self.requests]
+                self.results = [complete_raw(self._model, r, self._arrived) for r in self.requests]
                 self._generated = True
                 for result in self.results:
-                    result.timings.queue_seconds = self.waited
+                    result.timings.queue_seconds += self.waited
                 timings = self.results[0].timings
                 if self.results[0].usage.completion_tokens:
                     ago = timings.total_seconds - timings.time_to_first_token_seconds
@@ -132,7 +136,11 @@ class GenerationSession:
                 return self
             for index, request in enumerate(self.requests):
                 stream = open_stream(
-                    self._model, request, prime=False, abandoned=lambda: self.cut is not None
+                    self._model,
+                    request,
+                    prime=False,
+                    abandoned=lambda: self.cut is not None,
+                    started=self._arrived,
                 )
                 if stream is None:  # the client left (or the deadline passed) at the prefill gate
                     raise self._cut_error()
@@ -156,6 +164,8 @@ class GenerationSession:
         started = time.monotonic()
         try:
             share = self.key.max_concurrent if self.key else None
+            if share is not None and limiter.held_by(self._key_name) >= share:
+                self._settle_departed()
             if self._unit is not None:  # the lowest lane waits as long as interactive work keeps the slots
                 wait = self._time_left() or BACKGROUND_WAIT_SECONDS
             granted = (
@@ -184,6 +194,20 @@ class GenerationSession:
             self.track.slot_refused(self.waited)  # left the queue: its wait counts all the same
         if self.cut or not granted:
             raise self._cut_error()
+
+    def _settle_departed(self) -> None:
+        """Before a request at its key's share is judged: the key's requests whose clients have
+        already left are ended now and their slots waited for. A client that drops a stream and sends
+        its next request at once is then served whichever of its two packets the event loop reads
+        first; requests whose clients are still there keep the share."""
+        for other in list(self._llm.sessions):
+            if other is self or other._key_name != self._key_name or other._unit is not None:
+                continue
+            if other.cut is None and not (other._watch is not None and other._watch.gone()):
+                continue
+            other.interrupt(CANCELLED)
+            if not other._freed.wait(SETTLE_SECONDS):
+                logger.warning("a request whose client left held its slot past %.0fs", SETTLE_SECONDS)
 
     def _prime(self, stream: Stream) -> None:
         while not stream.prime(self._time_left()):
@@ -261,6 +285,7 @@ class GenerationSession:
         if self._model is not None:
             self._llm.pool.release(self._model)
         self._llm.sessions.discard(self)
+        self._freed.set()
         if failure is None and self.cut not in (None, TIMEOUT):
             failure = self._cut_error()
         elif failure is None and not self._generated:

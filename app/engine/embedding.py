@@ -19,11 +19,12 @@ def check_kind(model: LoadedModel, embeddings: bool, embedding_models: Callable[
         raise WrongModelKind(model.model_id, model.kind, embedding_models())
 
 
-def embed(model: LoadedModel, request: EmbeddingRequest) -> Embeddings:
-    """One vector per input, in order; an input longer than the context is refused (never cut)."""
+def embed(model: LoadedModel, request: EmbeddingRequest, started: float | None = None) -> Embeddings:
+    """One vector per input, in order; an input longer than the context is refused (never cut).
+    `started`: when the request arrived (time.monotonic), which its timings count from."""
     import mistralrs
 
-    started = time.perf_counter()
+    started = time.monotonic() if started is None else started
     text_counts = iter(counts(model, [i for i in request.inputs if isinstance(i, str)], True))
     sizes = [len(i) if isinstance(i, tuple) else next(text_counts) for i in request.inputs]
     limit = model.context_length
@@ -44,5 +45,5 @@ def embed(model: LoadedModel, request: EmbeddingRequest) -> Embeddings:
         vectors = replica.call(replica.runner.send_embedding_request, engine_request)
     finally:
         model.give(replica)
-    elapsed = time.perf_counter() - started
+    elapsed = time.monotonic() - started
     return Embeddings(model.model_id, vectors, Usage(sum(sizes), 0), Timings(total_seconds=elapsed))

@@ -42,6 +42,7 @@ class Stream:
         iterator: Iterator[Any],
         request: GenerationRequest,
         on_first: Callable[[], Any] | None = None,
+        started: float | None = None,
     ):
         self.model = model
         self.replica = replica  # the runner generating it, counted busy until close()
@@ -52,7 +53,8 @@ class Stream:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.timings = Timings()
-        self._started = time.perf_counter()
+        # timings count from the request's arrival (time.monotonic), else from submission
+        self._started = time.monotonic() if started is None else started
         self._first_at: float | None = None
         self.tokens_seen = 0
         self._text: list[str] = []  # kept for the prefix cache's account of what the engine holds
@@ -84,7 +86,7 @@ class Stream:
         return chunks
 
     def _record(self, chunk: Chunk) -> None:
-        now = time.perf_counter()
+        now = time.monotonic()
         self.tokens_seen += 1
         self._text.append(chunk.text)
         if self._first_at is None:
@@ -133,7 +135,7 @@ class Stream:
         self.close()
         if self.finish_reason is None:
             self.finish_reason = reason
-            self.timings.total_seconds = time.perf_counter() - self._started
+            self.timings.total_seconds = time.monotonic() - self._started
         if self.usage is None:
             self.usage = Usage(prompt_tokens(self.model, self.request), self.tokens_seen)
 
@@ -157,11 +159,13 @@ def open_stream(
     replica: Replica | None = None,
     count: bool = True,
     abandoned: Callable[[], bool] | None = None,
+    started: float | None = None,
 ) -> Stream | None:
     """Submit a chat-templated generation (on `replica`, else the least busy); with `prime`, wait
     for its first chunk so that engine errors raise here, before any byte of a response is sent.
     `count`: a client's request (False for the server's own cache warming). None when `abandoned()`
-    turned true while the request waited at the prefill gate: it is never submitted."""
+    turned true while the request waited at the prefill gate: it is never submitted. `started`: when
+    the request arrived (time.monotonic), which its timings count from (default: now)."""
     if request.raw:
         raise RawCannotStream()
     request = fit_context(model, request)
@@ -181,7 +185,7 @@ def open_stream(
         raise translate_error(error, model, request) from error
     if count and replica.prefix_cache is not None:
         replica.prefix_cache.admit(request)
-    stream = Stream(model, replica, iter(iterator), request, replica.gate_release)
+    stream = Stream(model, replica, iter(iterator), request, replica.gate_release, started)
     stream.gate_seconds = gate_seconds
     if prime or (
         replica.gate_release is not None and not gevent_active()
@@ -218,13 +222,15 @@ def completion(stream: Stream, chunks: list[Chunk]) -> Completion:
     )
 
 
-def complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
-    """Raw prompts skip the chat template; the engine offers them only as one blocking call."""
-    started = time.perf_counter()
+def complete_raw(model: LoadedModel, request: GenerationRequest, started: float | None = None) -> Completion:
+    """Raw prompts skip the chat template; the engine offers them only as one blocking call.
+    `started`: when the request arrived (time.monotonic), which its timings count from."""
+    started = time.monotonic() if started is None else started
     request = fit_context(model, request)
     engine_request = to_engine_completion_request(request)
     replica = model.take()
-    replica.enter_gate()
+    gate_seconds = replica.enter_gate() or 0.0
+    submitted = time.monotonic()
     try:  # the call holds the runner until the generation ends
         response = replica.call(replica.runner.send_completion_request, engine_request)
     except _FATAL:
@@ -234,15 +240,17 @@ def complete_raw(model: LoadedModel, request: GenerationRequest) -> Completion:
     finally:
         model.give(replica)
         replica.leave_gate()
-    elapsed = time.perf_counter() - started
+    elapsed = time.monotonic() - started
     choice = response.choices[0]
     usage = to_usage(response.usage) or Usage(0, 0)
     if replica.prefix_cache is not None:
         replica.prefix_cache.finished(request, choice.text, usage.prompt_tokens + usage.completion_tokens)
         prefix_trim.after_generation(model, replica, open_stream)
     engine_usage = response.usage
+    prefill = float(getattr(engine_usage, "total_prompt_time_sec", 0.0))
     timings = Timings(
-        time_to_first_token_seconds=float(getattr(engine_usage, "total_prompt_time_sec", 0.0)),
+        queue_seconds=gate_seconds,  # the session adds its wait for a slot
+        time_to_first_token_seconds=min(elapsed, submitted - started + prefill),
         total_seconds=elapsed,
         completion_tokens_per_second=float(getattr(engine_usage, "avg_compl_tok_per_sec", 0.0)),
     )

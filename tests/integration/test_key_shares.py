@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.helpers import EMBEDDED, Server, first_token, leave, metric, samples, send_request, wait_for
+from tests.helpers import EMBEDDED, Server, first_token, metric, samples, send_request, wait_for
 from tests.integration.test_concurrency import LONG_ANSWER, chat_body
 
 FLOOD, OTHER = "flood-key-0123456789", "other-key-0123456789"
@@ -107,8 +107,10 @@ def test_a_keys_one_share_holds_after_its_earlier_requests_however_they_ended(te
     long_stream = {**chat_body("Tell me a long story.", 200), "logit_bias": NO_END}
     with requests.Session() as session:  # keep-alive connections, as an operator's client has
         for _ in range(8):  # the sequence, enough times to catch a count that drifts
-            assert session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_a).status_code == 200
-            assert session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_b).status_code == 200
+            for headers in (team_a, team_b):
+                answer = session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=headers)
+                assert answer.status_code == 200, answer.text
+                assert_timings_within_life(answer)
             for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, stored_hash):
                 answer = session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=headers)
                 assert answer.status_code == 401
@@ -122,21 +124,31 @@ def test_a_keys_one_share_holds_after_its_earlier_requests_however_they_ended(te
     assert metric(found, "llm_requests_running") == 0 and metric(found, "llm_requests_waiting") == 0
 
 
-def test_a_keys_stream_whose_client_left_gives_its_share_back(ten_slots):
-    """What a client that drops its stream after the first event sees next: the stream is cancelled,
-    its slot freed, and the key's next request served (not a share that leaked)."""
+def assert_timings_within_life(answer: requests.Response) -> None:
+    """Every timing counts from the request's arrival: queue <= first token <= total <= its life."""
+    timings = answer.json()["timings"]
+    assert timings["queue_seconds"] <= timings["time_to_first_token_seconds"], timings
+    assert timings["time_to_first_token_seconds"] <= timings["total_seconds"], timings
+    assert timings["total_seconds"] <= answer.elapsed.total_seconds(), (timings, answer.elapsed)
+
+
+def test_a_keys_stream_whose_client_left_gives_its_share_back_before_its_next_request(ten_slots):
+    """What a client that drops its stream after the first event and sends its next request at once
+    sees, every time: the stream is cancelled and the key's next request served, whichever of the
+    client's close and its new request the server reads first."""
     url, team_a = ten_slots.url, {"Authorization": f"Bearer {TEAM_A}"}
     long_stream = {**chat_body("Tell me a long story.", 200), "logit_bias": NO_END}
-    client = send_request(url, "/api/chat/stream", long_stream, team_a)
-    received = b""
-    while b"event: token" not in received:
-        received += client.recv(4096)
-    assert (
-        requests.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_a, timeout=60).status_code
-        == 429
-    )
-    leave(ten_slots, client, running=1)
-    answer = requests.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_a, timeout=120)
-    assert answer.status_code == 200, answer.text
-    cancelled = metric(samples(ten_slots), "llm_requests_total", endpoint="chat_stream", outcome="cancelled")
-    assert cancelled >= 1
+    before = metric(samples(ten_slots), "llm_requests_total", endpoint="chat_stream", outcome="cancelled")
+    for _ in range(8):
+        client = send_request(url, "/api/chat/stream", long_stream, team_a)
+        received = b""
+        while b"event: token" not in received:
+            received += client.recv(4096)
+        client.close()  # no wait for the server to notice: the next request goes at once
+        answer = requests.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_a, timeout=120)
+        assert answer.status_code == 200, answer.text
+        assert_timings_within_life(answer)
+    after = metric(samples(ten_slots), "llm_requests_total", endpoint="chat_stream", outcome="cancelled")
+    assert after - before == 8
+    found = samples(ten_slots)
+    assert metric(found, "llm_requests_running") == 0 and metric(found, "llm_requests_waiting") == 0

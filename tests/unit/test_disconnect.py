@@ -54,3 +54,17 @@ def test_a_client_that_leaves_is_told_once(pair):
     gevent.sleep(0.01)
     watch.stop()
     assert gone == [1]
+
+
+def test_a_look_at_the_connection_never_waits_for_the_client(pair, monkeypatch):
+    """`gone()` peeks at once, where the socket module is gevent's (gunicorn's worker): gevent's recv
+    would wait for the client's next bytes whatever MSG_DONTWAIT says."""
+    monkeypatch.setattr(disconnect, "socket", gevent.socket)
+    ours, theirs = pair
+    watch = disconnect.DisconnectWatch({"gunicorn.socket": ours}, lambda: None)
+    with gevent.Timeout(30):  # a guard against waiting for ever, not a measure
+        assert watch.gone() is False
+    theirs.close()
+    assert watch.gone() is True
+    watch.stop()
+    assert watch.gone() is False  # a stopped watch has said what it saw

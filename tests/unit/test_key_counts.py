@@ -1,6 +1,8 @@
 """The limiter's per-key counts after every way a request can end: success, 401 before the slot, 429,
 503, cancelled while queued, cancelled while running, a deadline, an engine error. After each, no slot
-is held, nobody waits and no key counts a request; a request's queue time never exceeds its life."""
+is held, nobody waits and no key counts a request; a request's timings count from its arrival
+(queue <= first token <= total <= its life). A request at its key's share waits for a holder whose
+client has left, and is refused while the holder's client is there."""
 
 from __future__ import annotations
 
@@ -63,8 +65,10 @@ def post(app, key: str | None, body: dict = CHAT, results: list | None = None):
     started = time.monotonic()
     response = app.test_client().post("/api/chat", json=body, headers=headers)
     life = time.monotonic() - started
-    if response.status_code == 200:  # the queue time is part of the request's own life
-        assert response.get_json()["timings"]["queue_seconds"] <= life
+    if response.status_code == 200:  # every timing counts from arrival: the queue is part of the life
+        timings = response.get_json()["timings"]
+        assert timings["queue_seconds"] <= timings["time_to_first_token_seconds"]
+        assert timings["time_to_first_token_seconds"] <= timings["total_seconds"] <= life
     if results is not None:
         results.append(response.status_code)
     return response
@@ -164,3 +168,46 @@ def test_a_deadline_while_queued_and_an_engine_error(held):
     assert_nothing_counted(app)
     runner.error = None
     assert post(app, A).status_code == 200
+
+
+class _Watched(threading.Event):
+    """A session's `_freed` that tells when another request starts waiting on it."""
+
+    def __init__(self, waited: threading.Event) -> None:
+        super().__init__()
+        self._waited = waited
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._waited.set()
+        return super().wait(timeout)
+
+
+def test_a_request_at_its_share_waits_for_a_holder_whose_client_left_instead_of_429(held):
+    """The holder's client has left (its session is cut) but its engine call has not returned yet:
+    the key's next request waits for the slot to come back rather than being refused for it."""
+    app, runner = held
+    thread, holder_results = hold_the_slot(app, runner)
+    holder = next(iter(app.extensions["llm"].sessions))
+    waited = threading.Event()
+    holder._freed = _Watched(waited)
+    holder.interrupt("cancelled")  # the client left; the engine still holds the stream
+    follower, results = in_background(app, A)
+    assert waited.wait(30)  # the follower waits on the holder, not refused
+    runner.go.set()
+    thread.join(30)
+    follower.join(30)
+    assert holder_results == [499] and results == [200]
+    assert_nothing_counted(app)
+
+
+def test_a_request_at_its_share_is_refused_while_its_holders_client_is_there(held):
+    app, runner = held
+    thread, _ = hold_the_slot(app, runner)
+    holder = next(iter(app.extensions["llm"].sessions))
+    waited = threading.Event()
+    holder._freed = _Watched(waited)
+    assert post(app, A).status_code == 429
+    assert not waited.is_set()
+    runner.go.set()
+    thread.join(30)
+    assert_nothing_counted(app)

@@ -32,16 +32,18 @@ def tool_calls(calls: tuple[ToolCall, ...]) -> list[dict]:
 
 
 def done_fields(finish_reason: str | None, usage: Usage | None, timings: Timings) -> dict[str, Any]:
-    """The last object's fields: why it ended, the token counts and the durations (ns)."""
+    """The last object's fields: why it ended, the token counts and the durations (ns). Our timings
+    all count from the request's arrival: the prompt's evaluation is the first token less the queue,
+    the evaluation of the answer what follows the first token."""
     usage = usage or Usage(0, 0)
-    first, total = timings.time_to_first_token_seconds, timings.total_seconds
+    queue, first, total = timings.queue_seconds, timings.time_to_first_token_seconds, timings.total_seconds
     return {
         "done": True,
         "done_reason": "length" if finish_reason == "length" else "stop",
-        "total_duration": int((timings.queue_seconds + total) * 1e9),
+        "total_duration": int(total * 1e9),
         "load_duration": 0,
         "prompt_eval_count": usage.prompt_tokens,
-        "prompt_eval_duration": int(first * 1e9),
+        "prompt_eval_duration": int(max(0.0, first - queue) * 1e9),
         "eval_count": usage.completion_tokens,
         "eval_duration": int(max(0.0, total - first) * 1e9),
     }
