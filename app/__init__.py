@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
     # a pump thread per choice of every slot's request, plus room for loading and tokenising
     size_threadpool(settings.max_concurrent_requests * MAX_CHOICES + 4)
     request_id.init_app(app)
+    tracing.init_app(app, settings)  # before the keys: a 401 or 403 is traced too
     auth.init_app(app, settings)  # after the request id: a 401 carries it too
     CORS(
         app,
@@ -96,7 +97,6 @@ def create_app(settings: Settings | None = None, pool: Any = None) -> Flask:
         from app.proxies import TrustedProxies
 
         app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)
-    tracing.init_app(app, settings)
     api.init_app(app, settings)
     errors.register_error_handlers(app)
     return app

@@ -61,6 +61,7 @@ class PrefixCacheAccount:
     trims: int = 0
     trim_failures: int = 0
     rewarms: int = 0
+    warms_yielded: int = 0  # warming stopped early: a client's request came
     trimming: bool = False
     trim_works: bool = True  # False once the engine finished a trim request instead of failing it
     _known: set[int] = field(default_factory=set)
@@ -119,6 +120,7 @@ class PrefixCacheAccount:
             "trims": self.trims,
             "trim_failures": self.trim_failures,
             "rewarms": self.rewarms,
+            "rewarms_yielded": self.warms_yielded,
             "hot_prefixes": len(self.hot_heads()),
             "trimming": self.trimming,
         }

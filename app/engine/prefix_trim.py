@@ -14,7 +14,10 @@ request and probe stalls), and `unload_model`/`reload_model` refuse a GGUF model
 configuration").
 
 Then each hot head (a recurring system prompt with its tools) is sent again with a one-token answer,
-off every request's path, so that the next user who sends it finds it cached.
+so that the next user who sends it finds it cached. A warm holds the prefill gate for its prompt's
+prefill (seconds, for a long system prompt on CPU), so it yields to clients: a head is warmed only
+while no request is on the runner, and warming stops as soon as one comes (its own prefill caches the
+head it sends); the heads not warmed wait for the next trim.
 """
 
 from __future__ import annotations
@@ -120,9 +123,14 @@ def _drain(iterator: Any) -> str | None:
 
 
 def warm(model: Any, replica: Any, open_stream: Callable[..., Any]) -> None:
-    """Send each hot head again (a one-token answer) so that the engine caches it."""
+    """Send each hot head again (a one-token answer) so that the engine caches it, while no client's
+    request is on the runner (taken: waiting at the gate or generating)."""
     account: PrefixCacheAccount = replica.prefix_cache
     for head in account.hot_heads():
+        if replica.active_streams > 0:  # a client came: it goes first
+            logger.info("model %s: prefix cache warming yielded to a request", model.model_id)
+            account.warms_yielded += 1
+            return
         request = GenerationRequest(
             model=model.model_id,
             sampling=_WARM,

@@ -168,6 +168,18 @@ def test_a_stream_span_ends_with_the_stream(traced_server, receiver):
     assert attrs["gen_ai.usage.output_tokens"] == done["usage"]["completion_tokens"]
 
 
+def test_a_request_refused_for_its_key_is_traced_too(traced_server, receiver):
+    """A 403 (the admin routes are closed on a server without keys) raised before any view still
+    has its request span, with its status."""
+    trace_id = "5b8efff798038103d269b633813fc60c"
+    headers = {"traceparent": f"00-{trace_id}-eee19b7ec3c1b174-01"}
+    refused = requests.get(traced_server.url + "/api/admin/models", headers=headers, timeout=30)
+    assert refused.status_code == 403
+    found = receiver.wait_for(lambda spans: [s for _, s in spans if s.trace_id.hex() == trace_id])
+    assert attributes(found[0].attributes)["http.status_code"] == 403
+    assert "OpenTelemetry span missing" not in traced_server.log()
+
+
 def test_json_log_lines_join_the_response_and_the_trace(traced_server, receiver):
     trace_id = "5bf92f3577b34da6a3ce929d0e0e4737"
     headers = {"traceparent": f"00-{trace_id}-{PARENT_ID}-01", "X-Request-ID": "log-join-1"}

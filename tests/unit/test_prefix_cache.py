@@ -94,3 +94,40 @@ def test_a_trim_waits_for_an_idle_runner_unless_the_cache_is_past_twice_its_budg
     account.held_bytes = 250  # past twice the budget: it trims even with a stream running
     prefix_trim.after_generation(None, replica, open_stream=None)
     assert started == [True, True]
+
+
+def test_warming_yields_to_a_clients_request():
+    """A head is warmed only while no request is on the runner; warming stops once one comes."""
+    from app.engine import prefix_trim
+    from app.engine.concurrency import Replica
+
+    account = PrefixCacheAccount(budget_bytes=10**9, token_bytes=1)
+    for system in ("Rules one.", "Rules two."):
+        for question in ("a", "b"):
+            account.admit(chat({"role": "system", "content": system}, user(question)))
+    replica = Replica(runner=None, prefix_cache=account)
+    model = type("Model", (), {"model_id": "m"})()
+    warmed: list[str] = []
+    client_comes = [False]
+
+    def open_stream(model, request, replica, count):
+        """A warm: taken on the runner while open; a client's request may come meanwhile."""
+        warmed.append(request.messages[0]["content"])
+        replica.active_streams += 1 + client_comes[0]
+
+        class Warm:
+            def __iter__(self):
+                return iter(())
+
+            def close(self):
+                replica.active_streams -= 1
+
+        return Warm()
+
+    prefix_trim.warm(model, replica, open_stream)  # nobody comes: every hot head
+    assert len(warmed) == 2 and account.rewarms == 2 and account.warms_yielded == 0
+    client_comes[0] = True  # a client's request is taken while the first head warms
+    prefix_trim.warm(model, replica, open_stream)
+    assert len(warmed) == 3 and account.rewarms == 3 and account.warms_yielded == 1
+    prefix_trim.warm(model, replica, open_stream)  # it is still on the runner: nothing is warmed
+    assert len(warmed) == 3 and account.warms_yielded == 2

@@ -27,6 +27,9 @@ class PrefixCacheSchema(Schema):
     trims = fields.Integer(metadata={"description": "Times the cache was emptied to stay in budget."})
     trim_failures = fields.Integer()
     rewarms = fields.Integer(metadata={"description": "Hot prefixes warmed again after trims."})
+    rewarms_yielded = fields.Integer(
+        metadata={"description": "Warmings stopped early because a client's request came first."}
+    )
     hot_prefixes = fields.Integer(metadata={"description": "Recurring system prompts warmed after a trim."})
     trimming = fields.Boolean()
 
