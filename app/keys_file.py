@@ -33,6 +33,7 @@ from app.config_file import load_entry, read
 _DIGEST = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MIN_KEY_LENGTH = 16
+NAME_DIGITS = 12  # hex digits of a listed key's digest in its name
 
 
 class KeysError(ValueError):
@@ -137,14 +138,19 @@ def unique(source: Path | str, keys: dict[str, ApiKey]) -> None:
 def from_list(
     raw: str, variable: str = "LLM_API_KEYS", prefix: str = "key", admin: bool = False
 ) -> dict[str, ApiKey]:
-    """LLM_API_KEYS: comma-separated keys, named key-1, key-2, ... in order, without a policy;
-    LLM_ADMIN_API_KEYS likewise (admin-1, admin-2, ..., with the admin scope)."""
+    """LLM_API_KEYS: comma-separated keys without a policy, each named by the start of its digest
+    (key-3f2a9c01d4e5), so that its name, and what it owns in the store, stays its own whatever the
+    order of the list; LLM_ADMIN_API_KEYS likewise (admin-..., with the admin scope). The name shows
+    12 hex digits of the SHA-256 digest, never the key."""
     values = [value.strip() for value in raw.split(",") if value.strip()]
     if not values:
         raise KeysError(f"{variable}: no key given")
-    keys = {}
+    keys: dict[str, ApiKey] = {}
     for number, value in enumerate(values, 1):
-        name = f"{prefix}-{number}"
-        keys[name] = ApiKey(name, _key_digest(f"{variable}: key {number}", value), admin=admin)
+        digest = _key_digest(f"{variable}: key {number}", value)
+        name = f"{prefix}-{digest.hex()[:NAME_DIGITS]}"
+        if name in keys:
+            raise KeysError(f"{variable}: key {number} is the same key as an earlier one")
+        keys[name] = ApiKey(name, digest, admin=admin)
     unique(variable, keys)
     return keys

@@ -204,7 +204,7 @@ class Settings:
 
 def _api_keys(env: Reader) -> dict[str, ApiKey]:
     """The keys of LLM_API_KEYS or LLM_API_KEYS_FILE (not both), with LLM_ADMIN_API_KEYS (named
-    admin-1, admin-2, ...: the admin scope) added; none: the server is open."""
+    admin-<digest>: the admin scope) added; none: the server is open."""
     listed, path = env.optional("LLM_API_KEYS"), env.path("LLM_API_KEYS_FILE")
     if listed and path:
         raise SettingsError("LLM_API_KEYS and LLM_API_KEYS_FILE are both set: allowed is one of them")

@@ -82,9 +82,19 @@ def test_yaml_works_and_settings_check_the_models_and_never_show_a_key(tmp_path)
         )
 
 
-def test_a_list_of_keys_names_them_in_order():
-    keys = from_list(f"{SECRET}, another-long-secret-key")
-    assert list(keys) == ["key-1", "key-2"] and find(keys, SECRET).name == "key-1"
+def test_a_listed_key_is_named_by_its_digest_whatever_its_place_in_the_list():
+    """What a key owns in the store goes by its name: reordering or shortening the list keeps each
+    key's name (and objects) its own. The name holds no part of the key itself."""
+    other = "another-long-secret-key"
+    keys = from_list(f"{SECRET}, {other}")
+    name = find(keys, SECRET).name
+    assert name == "key-" + hashlib.sha256(SECRET.encode()).hexdigest()[:12] and SECRET not in name
+    assert find(from_list(f"{other}, {SECRET}"), SECRET).name == name
+    assert find(from_list(SECRET), SECRET).name == name
+    digest_form = "sha256:" + hashlib.sha256(SECRET.encode()).hexdigest()
+    assert find(from_list(digest_form), SECRET).name == name
+    with pytest.raises(KeysError, match="key 2 is the same key"):
+        from_list(f"{SECRET}, {SECRET}")
     with pytest.raises(KeysError) as error:
         from_list("tiny")
     assert "tiny" not in str(error.value)
