@@ -43,10 +43,13 @@ class DisconnectWatch:
         from gevent.socket import wait_read
 
         try:
-            wait_read(raw.fileno())
-            gone = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            gone = False
+            while True:
+                wait_read(raw.fileno())
+                try:
+                    gone = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                    break
+                except BlockingIOError:  # a readiness with nothing behind it: wait again
+                    continue
         except OSError:  # reset by the peer
             gone = True
         finally:

@@ -6,6 +6,7 @@ import os
 import socket
 
 import gevent
+import gevent.event
 import pytest
 
 from app.api import disconnect
@@ -68,3 +69,25 @@ def test_a_look_at_the_connection_never_waits_for_the_client(pair, monkeypatch):
     assert watch.gone() is True
     watch.stop()
     assert watch.gone() is False  # a stopped watch has said what it saw
+
+
+def test_a_readiness_with_nothing_behind_it_does_not_end_the_watch(pair, monkeypatch):
+    """The event loop may report a duplicate descriptor readable when it is not (epoll keys events by
+    descriptor and file): the watch then waits again, and still sees the client leave."""
+    ours, theirs = pair
+    spurious = [True]
+    real_wait_read = gevent.socket.wait_read
+
+    def wait_read(fileno, *args, **kwargs):
+        if spurious and spurious.pop():
+            return None  # ready, says the loop; nothing is there
+        return real_wait_read(fileno, *args, **kwargs)
+
+    monkeypatch.setattr(gevent.socket, "wait_read", wait_read)
+    gone = gevent.event.Event()
+    watch = disconnect.DisconnectWatch({"gunicorn.socket": ours}, gone.set)
+    gevent.sleep(0)  # the spurious readiness comes and goes
+    assert not spurious and not gone.is_set()
+    theirs.close()
+    assert gone.wait(30)  # told, though the first readiness said nothing
+    watch.stop()
