@@ -33,6 +33,9 @@ class DisconnectWatch:
             # gevent's recv waits for data where MSG_DONTWAIT asks it not to, which would make a
             # look at the connection (`gone`) wait for the client's next bytes.
             raw = _socket.socket(fileno=os.dup(client.fileno()))
+            # Never blocking, whatever socket.setdefaulttimeout says: the descriptor is gevent's and
+            # non-blocking already (the flag belongs to the connection, shared with the original).
+            raw.setblocking(False)
         except OSError:
             return
         self._raw = raw

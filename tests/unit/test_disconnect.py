@@ -91,3 +91,16 @@ def test_a_readiness_with_nothing_behind_it_does_not_end_the_watch(pair, monkeyp
     theirs.close()
     assert gone.wait(30)  # told, though the first readiness said nothing
     watch.stop()
+
+
+def test_a_default_socket_timeout_does_not_make_the_look_wait(pair):
+    """A default timeout set by any library would make a plain socket's peek wait for it (blocking
+    the event loop) and then end in TimeoutError: the client, still there, would read as gone."""
+    socket.setdefaulttimeout(5.0)
+    try:
+        ours, _ = pair
+        watch = disconnect.DisconnectWatch({"gunicorn.socket": ours}, lambda: None)
+        assert watch.gone() is False
+        watch.stop()
+    finally:
+        socket.setdefaulttimeout(None)
