@@ -249,7 +249,7 @@ def _key_share_used(fault: faults.KeyShareUsed, family: Family) -> ApiError:
     return RateLimitedError(
         f"API key '{fault.key}' has {fault.share} generations running or waiting, its share of the slots "
         f"(max_concurrent); retry in {fault.retry_after}s",
-        details={"max_concurrent": fault.share},
+        details={"max_concurrent": fault.share, "held_by": list(fault.held_by)},
         headers={"Retry-After": str(fault.retry_after)},
     )
 

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from greenlet import GreenletExit
 
+from app.api import key_share
 from app.api.cuts import CANCELLED, TIMEOUT, cut_error, draining_error, gone_error
 from app.api.disconnect import DisconnectWatch
 from app.engine import (
@@ -28,19 +29,17 @@ from app.engine import (
     open_stream,
 )
 from app.engine.embedding import check_kind, embed
-from app.engine.faults import SlotsBusy
+from app.engine.faults import KeyShareUsed, SlotsBusy
 from app.engine.types import EmbeddingRequest
 from app.errors import ApiError
 from app.fault_errors import api_error
 from app.keys_file import ApiKey
+from app.observability.logging import request_id_var
 from app.observability.track import RequestTrack, combine
 
 logger = logging.getLogger(__name__)
 
 BACKGROUND_WAIT_SECONDS = 86400.0  # a background unit waits for the capacity interactive work leaves
-# How long a request at its key's share waits for a request of the same key whose client has left to
-# give its slot back (a stream ends at its next token; one at the prefill gate once it has the gate).
-SETTLE_SECONDS = 5.0
 # The request's own greenlet or response ended: nobody is waiting for an answer.
 _GONE = (GeneratorExit, GreenletExit, KeyboardInterrupt, SystemExit)
 
@@ -57,10 +56,11 @@ class GenerationSession:
         timeout: float | None = None,
         key: ApiKey | None = None,
     ) -> None:
-        self._llm = services
+        self._llm = self.services = services
         self.requests = requests
         self.key = key
-        self._key_name = key.name if key else ""
+        self._key_name = self.key_name = key.name if key else ""
+        self.request_id = request_id_var.get()
         self.track = RequestTrack(services, endpoint, requests[0], environ, self._key_name)
         self._arrived = time.monotonic()
         self.deadline = self._arrived + timeout if timeout else None
@@ -74,9 +74,10 @@ class GenerationSession:
         self._watch: DisconnectWatch | None = DisconnectWatch(environ, lambda: self.interrupt(CANCELLED))
         self._generated = False  # every choice reached its own finish
         self._closed = False
-        self._freed = threading.Event()  # set by close(): the slot and the model are given back
+        self.freed = threading.Event()  # set by close(): the slot and the model are given back
         # a unit of background work (app/store/work.py) runs in the lowest lane and may be cancelled
         self._unit = environ.get("llm.unit")
+        self.background = self._unit is not None
         if self._unit is not None:
             self._unit.session = self
             self.cut = self._unit.cancelled
@@ -165,7 +166,7 @@ class GenerationSession:
         try:
             share = self.key.max_concurrent if self.key else None
             if share is not None and limiter.held_by(self._key_name) >= share:
-                self._settle_departed()
+                key_share.settle_departed(self)
             if self._unit is not None:  # the lowest lane waits as long as interactive work keeps the slots
                 wait = self._time_left() or BACKGROUND_WAIT_SECONDS
             granted = (
@@ -180,6 +181,9 @@ class GenerationSession:
                 if not self.cut
                 else False
             )
+        except KeyShareUsed as fault:
+            fault.held_by = key_share.holders(self)
+            raise
         except SlotsBusy:
             self.track.slot_refused(time.monotonic() - started)
             if left is not None and left < limiter.timeout:  # the deadline, not the queue, is short
@@ -195,19 +199,10 @@ class GenerationSession:
         if self.cut or not granted:
             raise self._cut_error()
 
-    def _settle_departed(self) -> None:
-        """Before a request at its key's share is judged: the key's requests whose clients have
-        already left are ended now and their slots waited for. A client that drops a stream and sends
-        its next request at once is then served whichever of its two packets the event loop reads
-        first; requests whose clients are still there keep the share."""
-        for other in list(self._llm.sessions):
-            if other is self or other._key_name != self._key_name or other._unit is not None:
-                continue
-            if other.cut is None and not (other._watch is not None and other._watch.gone()):
-                continue
-            other.interrupt(CANCELLED)
-            if not other._freed.wait(SETTLE_SECONDS):
-                logger.warning("a request whose client left held its slot past %.0fs", SETTLE_SECONDS)
+    def client_gone(self) -> bool:
+        """The client has closed its connection, looked at now (its disconnect watch may not have
+        run yet)."""
+        return self._watch is not None and self._watch.gone()
 
     def _prime(self, stream: Stream) -> None:
         while not stream.prime(self._time_left()):
@@ -285,7 +280,7 @@ class GenerationSession:
         if self._model is not None:
             self._llm.pool.release(self._model)
         self._llm.sessions.discard(self)
-        self._freed.set()
+        self.freed.set()
         if failure is None and self.cut not in (None, TIMEOUT):
             failure = self._cut_error()
         elif failure is None and not self._generated:

@@ -188,6 +188,7 @@ class KeyShareUsed(EngineFault):
     def __init__(self, key: str, share: int, retry_after: int) -> None:
         super().__init__(f"key {key!r} holds its share of {share} slots")
         self.key, self.share, self.retry_after = key, share, retry_after
+        self.held_by: tuple[str, ...] = ()  # the request ids holding it, when the caller knows them
 
 
 class SlotsBusy(EngineFault):

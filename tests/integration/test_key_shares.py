@@ -106,7 +106,7 @@ def test_a_keys_one_share_holds_after_its_earlier_requests_however_they_ended(te
     stored_hash = {"Authorization": f"Bearer sha256:{hashlib.sha256(TEAM_A.encode()).hexdigest()}"}
     long_stream = {**chat_body("Tell me a long story.", 200), "logit_bias": NO_END}
     with requests.Session() as session:  # keep-alive connections, as an operator's client has
-        for _ in range(8):  # the sequence, enough times to catch a count that drifts
+        for run in range(8):  # the sequence, enough times to catch a count that drifts
             for headers in (team_a, team_b):
                 answer = session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=headers)
                 assert answer.status_code == 200, answer.text
@@ -114,10 +114,12 @@ def test_a_keys_one_share_holds_after_its_earlier_requests_however_they_ended(te
             for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, stored_hash):
                 answer = session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=headers)
                 assert answer.status_code == 401
-            with first_token(url, long_stream, headers=team_a) as events:
+            stream_id = f"share-stream-{run}"
+            with first_token(url, long_stream, headers={**team_a, "X-Request-ID": stream_id}) as events:
                 second = session.post(url + "/api/chat", json=chat_body("Hi", 4), headers=team_a, timeout=60)
                 assert second.status_code == 429, second.text
-                assert second.json()["error"]["code"] == "rate_limited"
+                error = second.json()["error"]
+                assert error["code"] == "rate_limited" and error["details"]["held_by"] == [stream_id]
                 rest = list(events)
             assert rest[-1][0] == "done" and rest[-1][1]["usage"]["completion_tokens"] == 200
     found = samples(ten_slots)

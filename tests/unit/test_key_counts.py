@@ -119,7 +119,10 @@ def test_a_key_over_its_share_gets_429_and_the_holder_still_counts(held):
     app, runner = held
     for _ in range(3):
         thread, results = hold_the_slot(app, runner)
-        assert post(app, A).status_code == 429  # while A's stream holds its one share
+        holder = next(iter(app.extensions["llm"].sessions))
+        refused = post(app, A)  # while A's stream holds its one share
+        assert refused.status_code == 429
+        assert refused.get_json()["error"]["details"]["held_by"] == [holder.request_id] != ["-"]
         assert app.extensions["llm"].limiter.running["team-a"] == 1
         runner.go.set()
         thread.join(30)
@@ -171,7 +174,7 @@ def test_a_deadline_while_queued_and_an_engine_error(held):
 
 
 class _Watched(threading.Event):
-    """A session's `_freed` that tells when another request starts waiting on it."""
+    """A session's `freed` that tells when another request starts waiting on it."""
 
     def __init__(self, waited: threading.Event) -> None:
         super().__init__()
@@ -189,7 +192,7 @@ def test_a_request_at_its_share_waits_for_a_holder_whose_client_left_instead_of_
     thread, holder_results = hold_the_slot(app, runner)
     holder = next(iter(app.extensions["llm"].sessions))
     waited = threading.Event()
-    holder._freed = _Watched(waited)
+    holder.freed = _Watched(waited)
     holder.interrupt("cancelled")  # the client left; the engine still holds the stream
     follower, results = in_background(app, A)
     assert waited.wait(30)  # the follower waits on the holder, not refused
@@ -205,7 +208,7 @@ def test_a_request_at_its_share_is_refused_while_its_holders_client_is_there(hel
     thread, _ = hold_the_slot(app, runner)
     holder = next(iter(app.extensions["llm"].sessions))
     waited = threading.Event()
-    holder._freed = _Watched(waited)
+    holder.freed = _Watched(waited)
     assert post(app, A).status_code == 429
     assert not waited.is_set()
     runner.go.set()
