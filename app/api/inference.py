@@ -69,6 +69,7 @@ def build_request(
         repetition_penalty=body.get("repetition_penalty"),
         logit_bias=tuple((int(k), v) for k, v in (body.get("logit_bias") or {}).items()),
         stop=tuple(body.get("stop") or ()),
+        ignore_eos=bool(body.get("ignore_eos")),
         seed=body.get("seed"),
         logprobs=logprobs,
         top_logprobs=top_logprobs,

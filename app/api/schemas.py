@@ -98,6 +98,14 @@ class CommonSamplingSchema(StrictSchema):
         load_default=None,
         metadata={"description": "Token id (as a string) -> bias from -100 to 100. Default: none."},
     )
+    ignore_eos = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Generate on past the model's end-of-text and end-of-turn tokens, to max_tokens "
+            "or a stop string (as vLLM and llama.cpp's server offer: load tests, long answers). "
+            "Default: false.",
+        },
+    )
     stop = StopField(
         load_default=list,
         metadata={

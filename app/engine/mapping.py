@@ -20,6 +20,7 @@ def _sampling_kwargs(s: Sampling) -> dict[str, Any]:
         "repetition_penalty": s.repetition_penalty,
         "logit_bias": dict(s.logit_bias) or None,
         "stop_seqs": list(s.stop) or None,
+        "ignore_eos": s.ignore_eos,
     }
 
 

@@ -22,6 +22,7 @@ class Sampling:
     seed: int | None = None
     logprobs: bool = False
     top_logprobs: int | None = None
+    ignore_eos: bool = False  # generate past the end-of-text tokens, to max_tokens or a stop string
 
 
 @dataclass(frozen=True)

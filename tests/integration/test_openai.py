@@ -127,6 +127,18 @@ def test_penalties_min_p_and_logit_bias_are_honoured(client):
     assert not biased.choices[0].message.content.startswith("Hello")
 
 
+def test_ignore_eos_generates_to_max_tokens_where_the_model_would_stop(client):
+    """A one-word answer ends at the model's end of turn; with ignore_eos the same request runs to
+    max_tokens, as vLLM's and llama.cpp's servers do (the engine's own option, no token ids)."""
+    ask = {"model": EMBEDDED, "messages": [{"role": "user", "content": "Reply with one word: yes."}]}
+    plain = client.chat.completions.create(**ask, max_tokens=96, temperature=0)
+    assert plain.choices[0].finish_reason == "stop" and plain.usage.completion_tokens < 96
+    forced = client.chat.completions.create(
+        **ask, max_tokens=96, temperature=0, extra_body={"ignore_eos": True}
+    )
+    assert forced.choices[0].finish_reason == "length" and forced.usage.completion_tokens == 96
+
+
 def test_json_schema_output_validates(client):
     schema = {  # bounded: the output always fits in max_tokens, whatever text the CPU's greedy picks
         "type": "object",

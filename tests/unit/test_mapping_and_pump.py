@@ -27,6 +27,7 @@ SAMPLING = Sampling(
     stop=("END",),
     logprobs=True,
     top_logprobs=2,
+    ignore_eos=True,
 )
 
 
@@ -51,7 +52,7 @@ def test_every_sampling_field_reaches_the_engines_chat_request(recorded):
     assert (engine.max_tokens, engine.temperature, engine.top_p, engine.top_k) == (7, 0.3, 0.8, 5)
     assert engine.min_p == pytest.approx(0.1) and engine.repetition_penalty == pytest.approx(1.1)
     assert engine.presence_penalty == pytest.approx(0.2) and engine.frequency_penalty == pytest.approx(0.4)
-    assert engine.logit_bias == {42: -1.5} and engine.stop_seqs == ["END"]
+    assert engine.logit_bias == {42: -1.5} and engine.stop_seqs == ["END"] and engine.ignore_eos is True
     assert engine.logprobs and engine.top_logprobs == 2 and engine.n_choices == 2 and engine.stream
     assert (engine.grammar, engine.grammar_type) == ("[a-z]+", "regex") and engine.tool_schemas
 
@@ -61,6 +62,7 @@ def test_a_raw_prompt_becomes_a_completion_request(recorded):
         GenerationRequest(model="m", sampling=SAMPLING, prompt="Once", raw=True)
     )
     assert engine.prompt == "Once" and engine.max_tokens == 7 and engine.stop_seqs == ["END"]
+    assert engine.ignore_eos is True
 
 
 def test_an_engine_chunk_becomes_ours_with_its_usage_and_calls():

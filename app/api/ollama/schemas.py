@@ -29,7 +29,7 @@ class OptionsSchema(CommonSamplingSchema):
     is any option not listed here."""
 
     class Meta:
-        exclude = ("logit_bias", "timeout")
+        exclude = ("logit_bias", "timeout", "ignore_eos")
 
     max_tokens = fields.Integer(
         data_key="num_predict",
