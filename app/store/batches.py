@@ -9,6 +9,7 @@ import uuid
 
 import sqlalchemy as sa
 
+from app.engine.offload import gevent_active
 from app.errors import BadRequestError, ConflictError, NotFoundError
 from app.store import files as stored_files
 from app.store import paging
@@ -19,6 +20,10 @@ ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/r
 WINDOWS = {"24h": 86400}
 MAX_REPORTED_ERRORS = 100
 INSERT_ROWS = 1000
+# A batch is `validating` (and seen by nobody) while its creating request inserts its items, one short
+# transaction a thousand rows, giving the worker's other requests their turn between them. One left so
+# by a process that died is removed once this much older.
+VALIDATING_SECONDS = 600
 EXPIRED = {
     "code": "batch_expired",
     "message": "This request could not be executed before the completion window expired.",
@@ -32,6 +37,9 @@ TIMES = (
     "cancelling_at",
     "cancelled_at",
 )
+
+
+_SEEN = batches.c.status != "validating"  # a batch being created is nobody's to see yet
 
 
 def not_found(batch_id: str) -> NotFoundError:
@@ -126,9 +134,11 @@ def create(
     count, errors, seen = 0, [], set()
     # First pass: check every line, keeping only the custom_ids seen (the file is never whole in memory).
     for number, raw in stored_files.upload_lines(db, file_row.id):
+        if number % INSERT_ROWS == 0:
+            _take_turns()
         if raw is not None and not raw.strip():
             continue
-        item, error = _check_line(number, raw, endpoint, seen)
+        _, error = _check_line(number, raw, endpoint, seen)
         if error is not None:
             errors.append(error)
         elif count < max_items:
@@ -149,8 +159,8 @@ def create(
         )
     now = time.time()
     batch_id = f"batch_{uuid.uuid4().hex}"
-    status = "failed" if errors else "in_progress"
-    times = {"failed_at": now} if errors else {"in_progress_at": now}
+    status = "failed" if errors else "validating"
+    times = {"failed_at": now} if errors else {}
     shown = {"object": "list", "data": errors[:MAX_REPORTED_ERRORS]} if errors else None
     row = dict(
         id=batch_id,
@@ -171,28 +181,77 @@ def create(
     )
     with db.begin() as connection:
         connection.execute(batches.insert().values(**row))
-        if not errors:  # second pass: the items, a thousand rows an insert, in the batch's transaction
-            chunk: list[dict] = []
-            for number, raw in stored_files.upload_lines(db, file_row.id):
-                if not raw.strip():
-                    continue
-                item = json.loads(raw)
-                chunk.append(
-                    {
-                        "batch_id": batch_id,
-                        "line": number,
-                        "custom_id": item["custom_id"],
-                        "body": json.dumps(item["body"]),
-                        "status": "pending",
-                        "attempts": 0,
-                    }
-                )
-                if len(chunk) == INSERT_ROWS:
-                    connection.execute(batch_items.insert(), chunk)
-                    chunk = []
-            if chunk:
-                connection.execute(batch_items.insert(), chunk)
+    if not errors:
+        try:
+            _insert_items(db, batch_id, file_row.id)
+        except BaseException:
+            _remove(db, batch_id)  # all of it or nothing: a batch half inserted never runs
+            raise
+        with db.begin() as connection:
+            connection.execute(
+                batches.update()
+                .where(batches.c.id == batch_id)
+                .values(status="in_progress", times=json.dumps({"in_progress_at": time.time()}))
+            )
     return get(db, owner, batch_id)
+
+
+def _take_turns() -> None:
+    """Let the worker's other requests run (under gevent): checking and inserting a large batch is
+    seconds of work on the event loop's thread."""
+    if gevent_active():
+        import gevent
+
+        gevent.sleep(0)
+
+
+def _insert_items(db: Database, batch_id: str, file_id: str) -> None:
+    """Second pass: the items, a thousand rows a transaction, taking turns between them (never inside
+    one: a transaction that yielded could hold a lock another request of the worker waits for)."""
+    chunk: list[dict] = []
+    for number, raw in stored_files.upload_lines(db, file_id):
+        if raw.strip():
+            item = json.loads(raw)
+            chunk.append(
+                {
+                    "batch_id": batch_id,
+                    "line": number,
+                    "custom_id": item["custom_id"],
+                    "body": json.dumps(item["body"]),
+                    "status": "pending",
+                    "attempts": 0,
+                }
+            )
+        if len(chunk) == INSERT_ROWS:
+            with db.begin() as connection:
+                connection.execute(batch_items.insert(), chunk)
+            chunk = []
+            _take_turns()
+    if chunk:
+        with db.begin() as connection:
+            connection.execute(batch_items.insert(), chunk)
+
+
+def _remove(db: Database, batch_id: str) -> None:
+    """A batch that will never run, with its items."""
+    with db.begin() as connection:
+        connection.execute(batch_items.delete().where(batch_items.c.batch_id == batch_id))
+        connection.execute(batches.delete().where(batches.c.id == batch_id))
+
+
+def remove_abandoned(db: Database, now: float) -> int:
+    """Batches left validating by a process that died while inserting their items; how many."""
+    with db.begin() as connection:
+        stale = list(
+            connection.execute(
+                sa.select(batches.c.id).where(
+                    batches.c.status == "validating", batches.c.created_at < now - VALIDATING_SECONDS
+                )
+            ).scalars()
+        )
+    for batch_id in stale:
+        _remove(db, batch_id)
+    return len(stale)
 
 
 def counts_of(connection: sa.Connection, batch_id: str) -> dict[str, int]:
@@ -207,7 +266,7 @@ def counts_of(connection: sa.Connection, batch_id: str) -> dict[str, int]:
 def get(db: Database, owner: str, batch_id: str) -> dict:
     with db.begin() as connection:
         row = connection.execute(
-            sa.select(batches).where(batches.c.id == batch_id, batches.c.owner == owner)
+            sa.select(batches).where(batches.c.id == batch_id, batches.c.owner == owner, _SEEN)
         ).first()
         if row is None:
             raise not_found(batch_id)
@@ -215,7 +274,7 @@ def get(db: Database, owner: str, batch_id: str) -> dict:
 
 
 def listing(db: Database, owner: str, after: str | None, limit: int) -> dict:
-    query = sa.select(batches).where(batches.c.owner == owner)
+    query = sa.select(batches).where(batches.c.owner == owner, _SEEN)
     with db.begin() as connection:
         if after:
             cursor = connection.execute(sa.select(batches.c.created_at).where(batches.c.id == after)).scalar()
@@ -229,11 +288,11 @@ def listing(db: Database, owner: str, after: str | None, limit: int) -> dict:
 def cancel(db: Database, owner: str, batch_id: str) -> dict:
     with db.begin() as connection:
         row = connection.execute(
-            sa.select(batches).where(batches.c.id == batch_id, batches.c.owner == owner)
+            sa.select(batches).where(batches.c.id == batch_id, batches.c.owner == owner, _SEEN)
         ).first()
         if row is None:
             raise not_found(batch_id)
-        if row.status not in ("validating", "in_progress"):
+        if row.status != "in_progress":
             raise ConflictError(
                 f"Batch '{batch_id}' is {row.status}: only a batch in progress can be cancelled",
                 details={"param": "batch_id", "status": row.status},

@@ -8,7 +8,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from app.store.batches import EXPIRED, counts_of
+from app.store.batches import EXPIRED, counts_of, remove_abandoned
 from app.store.db import Database
 from app.store.tables import batch_items, batches, file_chunks, files, responses
 
@@ -22,7 +22,9 @@ def _unclaimed(now: float) -> sa.ColumnElement:
 def advance(db: Database, now: float, retention: float) -> None:
     """Expire what outlived its window; finalize what has nothing left to run. An item left running by
     a replica that died counts as not running: a stopped batch (cancelled, expired) never hands it out
-    again, so it would otherwise hold the batch open for good."""
+    again, so it would otherwise hold the batch open for good. A batch left half created by a process
+    that died is removed."""
+    remove_abandoned(db, now)
     with db.begin() as connection:
         expiring = connection.execute(
             sa.select(batches.c.id).where(batches.c.status == "in_progress", batches.c.expires_at < now)
