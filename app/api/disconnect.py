@@ -42,18 +42,25 @@ class DisconnectWatch:
         self._greenlet = gevent.spawn(self._watch, raw, on_disconnect)
 
     @staticmethod
-    def _watch(raw: _socket.socket, on_disconnect: Callable[[], None]) -> None:
+    def _peek(raw: _socket.socket) -> bool | None:
+        """Look at the connection now: True when the client has closed it (a read of nothing, the
+        client's FIN, or a reset), False when bytes are waiting, None when nothing is there yet."""
+        try:
+            return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return None
+        except OSError:  # reset by the peer
+            return True
+
+    @classmethod
+    def _watch(cls, raw: _socket.socket, on_disconnect: Callable[[], None]) -> None:
         from gevent.socket import wait_read
 
         try:
-            while True:
+            # a readiness with nothing behind it (None) waits again
+            while (gone := cls._peek(raw)) is None:
                 wait_read(raw.fileno())
-                try:
-                    gone = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-                    break
-                except BlockingIOError:  # a readiness with nothing behind it: wait again
-                    continue
-        except OSError:  # reset by the peer
+        except OSError:
             gone = True
         finally:
             raw.close()
@@ -66,12 +73,7 @@ class DisconnectWatch:
         before this watch's greenlet has run. False once the watch has ended (it said what it saw)."""
         if self._greenlet is None or self._raw.fileno() == -1:
             return False
-        try:
-            return self._raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
-        except OSError:  # reset by the peer
-            return True
+        return self._peek(self._raw) is True
 
     def stop(self) -> None:
         greenlet, self._greenlet = self._greenlet, None

@@ -56,12 +56,12 @@ class GenerationSession:
         timeout: float | None = None,
         key: ApiKey | None = None,
     ) -> None:
-        self._llm = self.services = services
+        self.services = services
         self.requests = requests
         self.key = key
-        self._key_name = self.key_name = key.name if key else ""
+        self.key_name = key.name if key else ""
         self.request_id = request_id_var.get()
-        self.track = RequestTrack(services, endpoint, requests[0], environ, self._key_name)
+        self.track = RequestTrack(services, endpoint, requests[0], environ, self.key_name)
         self._arrived = time.monotonic()
         self.deadline = self._arrived + timeout if timeout else None
         self.cut: str | None = None  # set once by interrupt(): timeout, cancelled or shutdown
@@ -78,7 +78,7 @@ class GenerationSession:
         # a unit of background work (app/store/work.py) runs in the lowest lane and may be cancelled
         self._unit = environ.get("llm.unit")
         self.background = self._unit is not None
-        if self._unit is not None:
+        if self.background:
             self._unit.session = self
             self.cut = self._unit.cancelled
         services.sessions.add(self)
@@ -113,12 +113,12 @@ class GenerationSession:
         first token (raw prompts, which cannot stream: the whole generation). Raises our errors,
         already recorded."""
         try:
-            if self._llm.drain.draining:  # in-flight work finishes; new work goes to another replica
+            if self.services.drain.draining:  # in-flight work finishes; new work goes to another replica
                 raise draining_error()
-            self._llm.quotas.check(self.key)
-            self._model = self._llm.pool.acquire(self.requests[0].model)
+            self.services.quotas.check(self.key)
+            self._model = self.services.pool.acquire(self.requests[0].model)
             embedding = isinstance(self.requests[0], EmbeddingRequest)
-            check_kind(self._model, embedding, self._llm.pool.embedding_models)
+            check_kind(self._model, embedding, self.services.pool.embedding_models)
             self._take_slot()
             if embedding:
                 self.results = [embed(self._model, self.requests[0], self._arrived)]
@@ -159,23 +159,23 @@ class GenerationSession:
             self._fail(error)
 
     def _take_slot(self) -> None:
-        limiter = self._llm.limiter
+        limiter = self.services.limiter
         left = self._time_left()
         wait = limiter.timeout if left is None else min(limiter.timeout, left)
         started = time.monotonic()
         try:
             share = self.key.max_concurrent if self.key else None
-            if share is not None and limiter.held_by(self._key_name) >= share:
+            if share is not None and limiter.held_by(self.key_name) >= share:
                 key_share.settle_departed(self)
-            if self._unit is not None:  # the lowest lane waits as long as interactive work keeps the slots
+            if self.background:  # the lowest lane waits as long as interactive work keeps the slots
                 wait = self._time_left() or BACKGROUND_WAIT_SECONDS
             granted = (
                 limiter.acquire(
                     wait,
                     self._wake,
-                    self._key_name,
+                    self.key_name,
                     share,
-                    background=self._unit is not None,
+                    background=self.background,
                     priority=self.key.priority if self.key else 0,
                 )
                 if not self.cut
@@ -274,12 +274,12 @@ class GenerationSession:
         for stream in self.streams:
             stream.close()
         if self._slot_at is not None:
-            self._llm.limiter.release(
-                time.monotonic() - self._slot_at, self._key_name, background=self._unit is not None
+            self.services.limiter.release(
+                time.monotonic() - self._slot_at, self.key_name, background=self.background
             )
         if self._model is not None:
-            self._llm.pool.release(self._model)
-        self._llm.sessions.discard(self)
+            self.services.pool.release(self._model)
+        self.services.sessions.discard(self)
         self.freed.set()
         if failure is None and self.cut not in (None, TIMEOUT):
             failure = self._cut_error()
@@ -289,7 +289,8 @@ class GenerationSession:
             logger.error("generation failed: %s", failure.message, exc_info=error)
         result = combine(self.results or self.streams) if (self.results or self.streams) else None
         usage = getattr(result, "usage", None)
-        self._llm.quotas.record(self.key, usage.total_tokens if usage else getattr(result, "tokens_seen", 0))
+        used = usage.total_tokens if usage else getattr(result, "tokens_seen", 0)
+        self.services.quotas.record(self.key, used)
         outcome = TIMEOUT if failure is None and self.cut == TIMEOUT else None
         self.track.finish(result, failure, outcome=outcome)
         return failure
