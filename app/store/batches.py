@@ -232,11 +232,16 @@ def _insert_items(db: Database, batch_id: str, file_id: str) -> None:
             connection.execute(batch_items.insert(), chunk)
 
 
+def delete_with_items(connection: sa.Connection, batch_ids: list[str]) -> None:
+    """Delete batches with their items."""
+    connection.execute(batch_items.delete().where(batch_items.c.batch_id.in_(batch_ids)))
+    connection.execute(batches.delete().where(batches.c.id.in_(batch_ids)))
+
+
 def _remove(db: Database, batch_id: str) -> None:
     """A batch that will never run, with its items."""
     with db.begin() as connection:
-        connection.execute(batch_items.delete().where(batch_items.c.batch_id == batch_id))
-        connection.execute(batches.delete().where(batches.c.id == batch_id))
+        delete_with_items(connection, [batch_id])
 
 
 def remove_abandoned(db: Database, now: float) -> int:
@@ -249,8 +254,8 @@ def remove_abandoned(db: Database, now: float) -> int:
                 )
             ).scalars()
         )
-    for batch_id in stale:
-        _remove(db, batch_id)
+        if stale:
+            delete_with_items(connection, stale)
     return len(stale)
 
 

@@ -8,7 +8,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from app.store.batches import EXPIRED, counts_of, remove_abandoned
+from app.store.batches import EXPIRED, counts_of, delete_with_items, remove_abandoned
 from app.store.db import Database
 from app.store.tables import batch_items, batches, file_chunks, files, responses
 
@@ -131,7 +131,6 @@ def clean(db: Database, now: float, retention: float) -> dict[str, int]:
             ).scalars()
         )
         if old:
-            connection.execute(batch_items.delete().where(batch_items.c.batch_id.in_(old)))
-            connection.execute(batches.delete().where(batches.c.id.in_(old)))
+            delete_with_items(connection, old)
         removed["batches"] = len(old)
     return {k: v for k, v in removed.items() if v}
