@@ -13,6 +13,7 @@ from tests.helpers import EMBEDDED
 
 HELLO = [{"role": "user", "content": "Hello!"}]
 HELLO_TOKEN_ID = "19556"  # "Hello" in the embedded model's vocabulary
+END_OF_TURN_ID = "2"  # <|im_end|>
 
 
 @pytest.fixture(scope="module")
@@ -128,14 +129,14 @@ def test_penalties_min_p_and_logit_bias_are_honoured(client):
 
 
 def test_ignore_eos_generates_to_max_tokens_where_the_model_would_stop(client):
-    """A one-word answer ends at the model's end of turn; with ignore_eos the same request runs to
-    max_tokens, as vLLM's and llama.cpp's servers do (the engine's own option, no token ids)."""
-    ask = {"model": EMBEDDED, "messages": [{"role": "user", "content": "Reply with one word: yes."}]}
-    plain = client.chat.completions.create(**ask, max_tokens=96, temperature=0)
+    """The end of turn, made the certain next token by a bias (whatever the CPU's greedy text), ends
+    the answer at once; with ignore_eos the same request runs to max_tokens, as vLLM's and llama.cpp's
+    servers do (the engine's own option)."""
+    ask = {"model": EMBEDDED, "messages": HELLO, "max_tokens": 96, "temperature": 0}
+    ending = {"logit_bias": {END_OF_TURN_ID: 100}}
+    plain = client.chat.completions.create(**ask, **ending)
     assert plain.choices[0].finish_reason == "stop" and plain.usage.completion_tokens < 96
-    forced = client.chat.completions.create(
-        **ask, max_tokens=96, temperature=0, extra_body={"ignore_eos": True}
-    )
+    forced = client.chat.completions.create(**ask, **ending, extra_body={"ignore_eos": True})
     assert forced.choices[0].finish_reason == "length" and forced.usage.completion_tokens == 96
 
 
